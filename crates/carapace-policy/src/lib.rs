@@ -1,0 +1,10 @@
+//! carapace's I/O-free core.
+//!
+//! Everything here can be built, printed, compared and tested without touching a kernel:
+//! the stable error codes and their status table, the configuration model and its strict
+//! validation, the resolution of an effective sandbox policy, and OpenClaw-compatible scope
+//! keys and slugs. Crates that do I/O depend on this one; this one depends on none of them.
+
+pub mod error;
+
+pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};

@@ -1,0 +1,3 @@
+//! The `carapace` command.
+
+fn main() {}
