@@ -220,7 +220,11 @@ mod tests {
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.as_str()), "duplicate {c}");
             assert_eq!(ErrorCode::parse(c.as_str()), Some(*c));
-            assert!(c.as_str().chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'));
+            assert!(
+                c.as_str()
+                    .chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch == '_')
+            );
         }
     }
 
@@ -235,7 +239,10 @@ mod tests {
 
     #[test]
     fn spec_statuses() {
-        assert_eq!(ErrorCode::OutboundMediaPermsTooRestrictive.http_status(), 403);
+        assert_eq!(
+            ErrorCode::OutboundMediaPermsTooRestrictive.http_status(),
+            403
+        );
         assert_eq!(ErrorCode::OutboundMediaPermsTooRestrictive.exit_code(), 3);
         assert_eq!(ErrorCode::ConfigInvalid.exit_code(), 2);
         assert_eq!(ErrorCode::ChannelRateLimited.http_status(), 429);

@@ -8,3 +8,11 @@
 pub mod error;
 
 pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};
+pub mod binds;
+pub mod config;
+pub mod resolve;
+pub mod session;
+pub mod slug;
+
+pub use config::{Config, ConfigError, LoadEnv};
+pub use resolve::{Decided, EffectiveSandbox, Layer, ResolveInput};
