@@ -1,0 +1,329 @@
+//! Atomic, mode-exact writes (SPEC §4): stage in the same directory with `O_EXCL`, write,
+//! **fchmod the fd to the decided mode**, fsync when durable, `renameat` over the target
+//! (`RENAME_NOREPLACE` for no-clobber create), fsync the directory when durable.
+//!
+//! The mode is decided here and nowhere else:
+//! - `force_mode` when given (secrets: `0o600`), else
+//! - the existing file's mode when replacing (set-uid/set-gid bits dropped), else
+//! - `new_file_mode` (default `0o644`).
+//!
+//! The staging file is created `0o600` and reaches the decided mode through `fchmod` before it
+//! gets its final name, so no process umask can change what appears at the path. A failed write
+//! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid};
+use rustix::io::Errno;
+
+use crate::error::{FsError, escape};
+use crate::meta::{FileKind, FileMeta};
+use crate::options::{SymlinkPolicy, WriteOptions, WriteOutcome};
+use crate::root::{Root, io_error, process_uid};
+
+/// Prefix of every staging file name.
+pub const STAGING_PREFIX: &str = ".carapace-tmp-";
+
+/// Longest part of the target name kept in a staging name (NAME_MAX is 255).
+const STAGING_NAME_KEEP: usize = 200;
+
+/// Symlinks followed for a `FollowInside` write before giving up.
+const MAX_WRITE_LINKS: u32 = 40;
+
+/// Where the content comes from.
+pub(crate) enum Source<'a> {
+    Bytes(&'a [u8]),
+    Reader(&'a mut dyn Read),
+}
+
+/// Replace (`no_clobber == false`) or create.
+pub(crate) fn write(
+    root: &Root,
+    rel: &Path,
+    src: Source<'_>,
+    opts: &WriteOptions,
+    no_clobber: bool,
+) -> Result<WriteOutcome, FsError> {
+    if let (Source::Bytes(b), Some(limit)) = (&src, opts.max_bytes)
+        && b.len() as u64 > limit
+    {
+        return Err(FsError::TooLarge {
+            path: rel.to_path_buf(),
+            size: Some(b.len() as u64),
+            limit,
+        });
+    }
+    let target = locate(root, rel, opts, no_clobber)?;
+    commit(root, rel, target, src, opts, no_clobber)
+}
+
+/// The directory and name a write lands at, and what is there now.
+struct Located<'r> {
+    parent: crate::resolve::DirFd<'r>,
+    name: OsString,
+    existing: Option<FileMeta>,
+}
+
+/// Finds the final directory and name, following a final symlink only under
+/// [`SymlinkPolicy::FollowInside`] (its target is re-resolved beneath the root).
+fn locate<'r>(
+    root: &'r Root,
+    rel: &Path,
+    opts: &WriteOptions,
+    no_clobber: bool,
+) -> Result<Located<'r>, FsError> {
+    let mut current: PathBuf = rel.to_path_buf();
+    let mut links = 0u32;
+    loop {
+        let comps = root.comps(&current)?;
+        let (parent, name) = root.parent(rel, &comps, "write")?;
+        let existing = match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(FileMeta::from_stat(&st)),
+            Err(Errno::NOENT) => None,
+            Err(e) => return Err(root.err("write", rel, e)),
+        };
+        let Some(meta) = existing else {
+            return Ok(Located {
+                parent,
+                name: name.to_os_string(),
+                existing: None,
+            });
+        };
+        if no_clobber {
+            return Err(FsError::AlreadyExists {
+                path: rel.to_path_buf(),
+            });
+        }
+        match meta.kind {
+            FileKind::File => {
+                return Ok(Located {
+                    parent,
+                    name: name.to_os_string(),
+                    existing: Some(meta),
+                });
+            }
+            FileKind::Symlink if opts.symlinks == SymlinkPolicy::FollowInside => {
+                links += 1;
+                if links > MAX_WRITE_LINKS {
+                    return Err(escape(rel, &root.host, "too many levels of symlinks"));
+                }
+                let target = rustix::fs::readlinkat(&parent, name, Vec::new())
+                    .map_err(|e| root.err("readlink", rel, e))?;
+                current = join_link(root, rel, &comps[..comps.len() - 1], target.as_bytes())?;
+            }
+            FileKind::Symlink => {
+                return Err(FsError::SymlinkRefused {
+                    path: rel.to_path_buf(),
+                });
+            }
+            kind => {
+                return Err(FsError::NotRegularFile {
+                    path: rel.to_path_buf(),
+                    kind,
+                });
+            }
+        }
+    }
+}
+
+/// `dir/target`, normalised lexically: `..` pops a component, popping past the root is an
+/// escape, an absolute target is an escape. The result is resolved beneath the root again, so
+/// this only decides *which* path inside the root a link names, never whether it is inside.
+fn join_link(root: &Root, rel: &Path, dir: &[&OsStr], target: &[u8]) -> Result<PathBuf, FsError> {
+    if target.first() == Some(&b'/') {
+        return Err(escape(
+            rel,
+            &root.host,
+            "a symlink points to an absolute path",
+        ));
+    }
+    let mut parts: Vec<&[u8]> = dir.iter().map(|c| c.as_bytes()).collect();
+    for part in target.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err(escape(
+                        rel,
+                        &root.host,
+                        "`..` in a symlink leads above the root",
+                    ));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = PathBuf::new();
+    for p in parts {
+        out.push(OsStr::from_bytes(p));
+    }
+    Ok(out)
+}
+
+/// Stages, writes, fchmods, (fsyncs), renames.
+fn commit(
+    root: &Root,
+    rel: &Path,
+    at: Located<'_>,
+    src: Source<'_>,
+    opts: &WriteOptions,
+    no_clobber: bool,
+) -> Result<WriteOutcome, FsError> {
+    let mode = opts.force_mode.unwrap_or(match &at.existing {
+        // Replace keeps the mode; set-uid/set-gid never survive new content.
+        Some(m) => m.mode & !0o6000,
+        None => opts.new_file_mode,
+    }) & 0o7777;
+
+    let (staging, fd) =
+        create_staging(&at.parent, &at.name).map_err(|e| root.err("write", rel, e))?;
+    let mut guard = StagingGuard {
+        dir: at.parent.as_fd(),
+        name: Some(staging),
+    };
+    let mut file = File::from(fd);
+    let bytes = match src {
+        Source::Bytes(b) => {
+            file.write_all(b).map_err(|e| io_error("write", rel, e))?;
+            b.len() as u64
+        }
+        Source::Reader(r) => copy_capped(r, &mut file, rel, opts.max_bytes)?,
+    };
+    // Ownership: a replace by a privileged process keeps the file's owner (best effort).
+    if let Some(m) = &at.existing
+        && process_uid() == 0
+        && (m.uid != 0 || m.gid != 0)
+    {
+        // Failure (e.g. no CAP_CHOWN in a user namespace) leaves the file owned by us.
+        let _ = rustix::fs::fchown(
+            &file,
+            Some(Uid::from_raw(m.uid)),
+            Some(Gid::from_raw(m.gid)),
+        );
+    }
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| root.err("chmod", rel, e))?;
+    if opts.durable {
+        rustix::fs::fsync(&file).map_err(|e| root.err("fsync", rel, e))?;
+    }
+    drop(file);
+
+    let staging = guard.name.as_deref().unwrap_or_default();
+    let renamed = if no_clobber {
+        rename_noreplace(&at.parent, staging, &at.name)
+    } else {
+        rustix::fs::renameat(&at.parent, staging, &at.parent, &at.name)
+    };
+    match renamed {
+        Ok(()) => guard.name = None,
+        Err(Errno::EXIST) => {
+            return Err(FsError::AlreadyExists {
+                path: rel.to_path_buf(),
+            });
+        }
+        Err(Errno::ISDIR) => {
+            return Err(FsError::NotRegularFile {
+                path: rel.to_path_buf(),
+                kind: FileKind::Dir,
+            });
+        }
+        Err(e) => return Err(root.err("rename", rel, e)),
+    }
+    if opts.durable {
+        rustix::fs::fsync(&at.parent).map_err(|e| root.err("fsync directory", rel, e))?;
+    }
+    Ok(WriteOutcome {
+        bytes,
+        mode,
+        created: at.existing.is_none(),
+    })
+}
+
+/// `renameat2(RENAME_NOREPLACE)`, or `linkat` + `unlinkat` on filesystems without it (both
+/// refuse atomically when the target exists).
+pub(crate) fn rename_noreplace(dir: &impl AsFd, from: &OsStr, to: &OsStr) -> Result<(), Errno> {
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            rustix::fs::linkat(dir, from, dir, to, AtFlags::empty())?;
+            let _ = rustix::fs::unlinkat(dir, from, AtFlags::empty());
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// Creates `.carapace-tmp-<name>-<random>` with `O_EXCL | O_NOFOLLOW`, mode `0o600`.
+fn create_staging(dir: &impl AsFd, name: &OsStr) -> Result<(OsString, OwnedFd), Errno> {
+    let kept = truncate_name(name.as_bytes());
+    for _ in 0..32 {
+        let mut s = Vec::with_capacity(STAGING_PREFIX.len() + kept.len() + 14);
+        s.extend_from_slice(STAGING_PREFIX.as_bytes());
+        s.extend_from_slice(kept);
+        s.extend_from_slice(format!("-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).as_bytes());
+        let candidate = OsString::from_vec(s);
+        match rustix::fs::openat(
+            dir,
+            &candidate,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((candidate, fd)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::EXIST)
+}
+
+/// At most [`STAGING_NAME_KEEP`] bytes of the name, cut on a UTF-8 boundary when it is UTF-8.
+fn truncate_name(name: &[u8]) -> &[u8] {
+    if name.len() <= STAGING_NAME_KEEP {
+        return name;
+    }
+    let mut end = STAGING_NAME_KEEP;
+    if std::str::from_utf8(name).is_ok() {
+        while end > 0 && (name[end] & 0b1100_0000) == 0b1000_0000 {
+            end -= 1;
+        }
+    }
+    &name[..end]
+}
+
+/// Copies `src` into `dst`, refusing more than `max` bytes.
+fn copy_capped(
+    src: &mut dyn Read,
+    dst: &mut File,
+    rel: &Path,
+    max: Option<u64>,
+) -> Result<u64, FsError> {
+    let limit = max.map_or(u64::MAX, |m| m.saturating_add(1));
+    let n = std::io::copy(&mut src.take(limit), dst).map_err(|e| io_error("write", rel, e))?;
+    if let Some(m) = max
+        && n > m
+    {
+        return Err(FsError::TooLarge {
+            path: rel.to_path_buf(),
+            size: None,
+            limit: m,
+        });
+    }
+    Ok(n)
+}
+
+/// Unlinks the staging file unless the rename consumed it.
+struct StagingGuard<'a> {
+    dir: std::os::fd::BorrowedFd<'a>,
+    name: Option<OsString>,
+}
+
+impl Drop for StagingGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            let _ = rustix::fs::unlinkat(self.dir, &name, AtFlags::empty());
+        }
+    }
+}

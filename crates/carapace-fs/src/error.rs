@@ -1,0 +1,286 @@
+//! [`FsError`]: every refusal and failure of the safe filesystem layer, with its SPEC §7 code
+//! and the facts behind it.
+//!
+//! Escape attempts are built in exactly one place, [`escape`], so there is one message, one
+//! code and one behaviour to grep for and test.
+
+use std::path::{Path, PathBuf};
+
+use carapace_policy::{CarapaceError, ErrorCode, mode_string};
+use rustix::io::Errno;
+use serde_json::{Map, Value};
+
+use crate::meta::FileKind;
+
+/// A typed filesystem error. `path` is always the path as the caller gave it (relative to the
+/// root); `root` is the host path the [`crate::Root`] was opened at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    /// The path is malformed: empty where a file is required, a NUL byte, too long.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: PathBuf,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// The path resolves (or tries to resolve) outside the root. Built only by [`escape`].
+    #[error("path {path:?} is outside the root: {reason}")]
+    OutsideRoot {
+        /// The path as given.
+        path: PathBuf,
+        /// The host root.
+        root: PathBuf,
+        /// What kind of escape: `..`, absolute path, symlink leading out, magic link.
+        reason: &'static str,
+    },
+    /// A symlink was met where the call's [`crate::SymlinkPolicy`] allows none.
+    #[error("{path:?} is a symlink, which is refused here")]
+    SymlinkRefused {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// A hardlinked file (nlink > 1) was refused by [`crate::HardlinkPolicy::Refuse`].
+    #[error("{path:?} has {nlink} hard links, which is refused here")]
+    HardlinkRefused {
+        /// The path as given.
+        path: PathBuf,
+        /// The link count seen by fstat.
+        nlink: u64,
+    },
+    /// A FIFO, socket, device or directory where a regular file is required.
+    #[error("{path:?} is a {kind}, not a regular file")]
+    NotRegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// A directory was required and something else is there.
+    #[error("{path:?} is a {kind}, not a directory")]
+    NotADirectory {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// A non-recursive remove of a directory that has entries.
+    #[error("directory {path:?} is not empty")]
+    DirectoryNotEmpty {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// Nothing at that path (or a parent is missing).
+    #[error("{path:?} does not exist")]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// No-clobber create or rename found something already there.
+    #[error("{path:?} already exists")]
+    AlreadyExists {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// Larger than the limit of the call. `size` is known when fstat said so; when the limit
+    /// was hit while streaming it is `None` (at least `limit + 1` bytes were seen).
+    #[error("{path:?} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// The size, when known.
+        size: Option<u64>,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The operating system refused access (EACCES / EPERM).
+    #[error("permission denied for {path:?} ({op})")]
+    PermissionDenied {
+        /// The path as given.
+        path: PathBuf,
+        /// The host path, for the operator.
+        host_path: PathBuf,
+        /// The operation that was refused.
+        op: &'static str,
+        /// The file's owner, when an `O_PATH` open + fstat could see it.
+        owner_uid: Option<u32>,
+        /// The file's permission bits, when visible.
+        mode: Option<u32>,
+        /// carapace's effective uid.
+        process_uid: u32,
+    },
+    /// A bounded operation (recursive remove) met more than its limit.
+    #[error("{path:?} has more than {limit} entries to remove")]
+    TooManyEntries {
+        /// The path as given.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+    /// The requested resolution mechanism is not available on this kernel.
+    #[error("resolver {0} is not available on this system")]
+    ResolverUnavailable(&'static str),
+    /// Any other I/O failure: a bug or an environment problem (disk full, EIO...).
+    #[error("{op} {path:?} failed: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The one constructor of [`FsError::OutsideRoot`]. Cold: an escape attempt is never the
+/// fast path.
+#[cold]
+#[inline(never)]
+pub(crate) fn escape(path: &Path, root: &Path, reason: &'static str) -> FsError {
+    FsError::OutsideRoot {
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+        reason,
+    }
+}
+
+/// Maps an errno with no more specific meaning to an [`FsError`]. `EACCES`/`EPERM` are not
+/// handled here (they need the file's owner and mode, see `Root::denied`).
+#[cold]
+pub(crate) fn from_errno(op: &'static str, path: &Path, e: Errno) -> FsError {
+    let path = path.to_path_buf();
+    match e {
+        Errno::NOENT => FsError::NotFound { path },
+        // A parent component is not a directory: nothing can exist at that path.
+        Errno::NOTDIR => FsError::NotFound { path },
+        Errno::EXIST => FsError::AlreadyExists { path },
+        Errno::NAMETOOLONG => FsError::InvalidPath {
+            path,
+            reason: "a component or the whole path is too long",
+        },
+        Errno::NOTEMPTY => FsError::DirectoryNotEmpty { path },
+        _ => FsError::Io {
+            op,
+            path,
+            source: std::io::Error::from_raw_os_error(e.raw_os_error()),
+        },
+    }
+}
+
+impl CarapaceError for FsError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            FsError::InvalidPath { .. } => ErrorCode::BadRequest,
+            FsError::OutsideRoot { .. } => ErrorCode::PathOutsideRoot,
+            FsError::SymlinkRefused { .. } => ErrorCode::SymlinkRefused,
+            FsError::HardlinkRefused { .. } => ErrorCode::HardlinkRefused,
+            FsError::NotRegularFile { .. } => ErrorCode::NotRegularFile,
+            FsError::NotADirectory { .. } => ErrorCode::BadRequest,
+            FsError::DirectoryNotEmpty { .. } => ErrorCode::BadRequest,
+            FsError::NotFound { .. } => ErrorCode::NotFound,
+            FsError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            FsError::TooLarge { .. } => ErrorCode::TooLarge,
+            FsError::TooManyEntries { .. } => ErrorCode::TooLarge,
+            FsError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            FsError::ResolverUnavailable(_) => ErrorCode::Internal,
+            FsError::Io { .. } => ErrorCode::Internal,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            FsError::OutsideRoot { .. } => {
+                Some("use a path relative to the workspace that stays inside it".into())
+            }
+            FsError::SymlinkRefused { .. } => {
+                Some("name the file the link points to instead of the link".into())
+            }
+            FsError::HardlinkRefused { .. } => {
+                Some("copy the file instead of hard-linking it".into())
+            }
+            FsError::TooLarge { .. } => {
+                Some("read a window of the file (offset/limit) or raise the limit".into())
+            }
+            FsError::PermissionDenied {
+                owner_uid, mode, ..
+            } => Some(match (owner_uid, mode) {
+                (Some(uid), Some(m)) => format!(
+                    "the file is owned by uid {uid} with mode {}; chmod/chown it so carapace can access it",
+                    mode_string(*m)
+                ),
+                _ => "check the ownership and mode of the file and its parent directories".into(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        let mut put = |k: &str, v: Value| {
+            d.insert(k.to_string(), v);
+        };
+        let p = |p: &Path| Value::from(p.to_string_lossy().into_owned());
+        match self {
+            FsError::InvalidPath { path, reason } => {
+                put("path", p(path));
+                put("reason", (*reason).into());
+            }
+            FsError::OutsideRoot { path, root, reason } => {
+                put("path", p(path));
+                put("root", p(root));
+                put("reason", (*reason).into());
+            }
+            FsError::SymlinkRefused { path }
+            | FsError::NotFound { path }
+            | FsError::AlreadyExists { path }
+            | FsError::DirectoryNotEmpty { path } => put("path", p(path)),
+            FsError::HardlinkRefused { path, nlink } => {
+                put("path", p(path));
+                put("nlink", (*nlink).into());
+            }
+            FsError::NotRegularFile { path, kind } | FsError::NotADirectory { path, kind } => {
+                put("path", p(path));
+                put("kind", kind.as_str().into());
+            }
+            FsError::TooLarge { path, size, limit } => {
+                put("path", p(path));
+                if let Some(s) = size {
+                    put("size", (*s).into());
+                }
+                put("limit", (*limit).into());
+            }
+            FsError::TooManyEntries { path, limit } => {
+                put("path", p(path));
+                put("limit", (*limit).into());
+            }
+            FsError::PermissionDenied {
+                path,
+                host_path,
+                op,
+                owner_uid,
+                mode,
+                process_uid,
+            } => {
+                put("path", p(path));
+                put("hostPath", p(host_path));
+                put("op", (*op).into());
+                if let Some(u) = owner_uid {
+                    put("ownerUid", (*u).into());
+                }
+                if let Some(m) = mode {
+                    put("mode", mode_string(*m).into());
+                }
+                put("processUid", (*process_uid).into());
+            }
+            FsError::ResolverUnavailable(r) => put("resolver", (*r).into()),
+            FsError::Io { op, path, source } => {
+                put("path", p(path));
+                put("op", (*op).into());
+                put("os_error", source.to_string().into());
+            }
+        }
+        d
+    }
+}

@@ -1,0 +1,42 @@
+//! carapace's safe filesystem layer (SPEC §4): every file operation of carapace goes through a
+//! [`Root`], a directory pinned by an fd beneath which every path is resolved.
+//!
+//! - **Containment** by the kernel (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`),
+//!   or a component-by-component `O_NOFOLLOW` walk where `openat2` is missing
+//!   ([`Root::mechanism`] says which). `..` components and absolute paths are refused before any
+//!   syscall; symlinks that lead out, `/proc` magic links and loops are `PATH_OUTSIDE_ROOT`.
+//! - **Symlinks**: a final symlink is refused unless [`SymlinkPolicy::FollowInside`];
+//!   **hardlinks** are refusable per call ([`HardlinkPolicy::Refuse`]).
+//! - **Opens never block**: `O_NONBLOCK`, then fstat on the fd: FIFOs, sockets, devices and
+//!   directories are `NOT_REGULAR_FILE`. The fd that passed the checks is the one returned.
+//! - **Atomic, mode-exact writes**: staged in the same directory, `fchmod` on the fd to the
+//!   decided mode, fsync when durable, `renameat` (`RENAME_NOREPLACE` for create). A file never
+//!   appears at a mode carapace did not decide, whatever the umask.
+//!
+//! Errors are [`FsError`], which implements [`carapace_policy::CarapaceError`].
+//!
+//! The resolvers are in `resolve_openat2.rs` (kernel) and `resolve_fallback.rs` (walk); the
+//! write protocol in `atomic_write.rs`. This crate needs no `unsafe`: rustix wraps every
+//! syscall.
+
+#![forbid(unsafe_code)]
+
+mod atomic_write;
+mod error;
+mod meta;
+mod mutate;
+mod options;
+mod relpath;
+mod resolve;
+mod resolve_fallback;
+mod resolve_openat2;
+mod root;
+
+pub use atomic_write::STAGING_PREFIX;
+pub use error::FsError;
+pub use meta::{DirEntryMeta, FileKind, FileMeta};
+pub use options::{
+    HardlinkPolicy, Mechanism, ReadOptions, RemoveOptions, Resolver, SymlinkPolicy, VerifiedFile,
+    WriteOptions, WriteOutcome,
+};
+pub use root::Root;
