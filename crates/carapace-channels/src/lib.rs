@@ -32,6 +32,7 @@ pub use secret::SecretString;
 pub use target::Target;
 
 pub use discord::{DiscordAdapter, DiscordSettings};
+pub use slack::{SlackAdapter, SlackSettings};
 pub use telegram::{TelegramAdapter, TelegramSettings};
 
 /// One outbound channel. Implementations are cheap to share (`Arc<dyn ChannelAdapter>`).
