@@ -1,0 +1,61 @@
+//! Command-line surface. One file per command group; this file only lists them.
+//!
+//! To add a command group: a file here with a clap `Args`/`Subcommand` type and an
+//! `async fn run(args, &Global) -> Result<(), ErrorEnvelope>`, one variant in [`Command`] and
+//! one arm in [`run`].
+
+mod config;
+
+use std::path::PathBuf;
+
+use carapace_policy::ErrorEnvelope;
+use clap::{Parser, Subcommand};
+
+/// carapace: per-session sandboxes, safe media and outbound channels for AI agents.
+#[derive(Debug, Parser)]
+#[command(
+    name = "carapace",
+    version,
+    about = "Per-session sandboxes, safe media and outbound channels for AI agents",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Config file (else $CARAPACE_CONFIG, else <state>/carapace.json5; missing = defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON (the {"ok": ...} envelope) on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug; RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command sees.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `--config`
+    pub config: Option<PathBuf>,
+    /// `--json`
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate or show the configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
+    let global = Global {
+        config: cli.config,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Config(cmd) => config::run(cmd, &global).await,
+    }
+}

@@ -1,0 +1,119 @@
+//! Finding the state directory and the config file, and reading it through carapace-fs.
+
+use std::path::{Path, PathBuf};
+
+use carapace_fs::{ReadOptions, Root, SymlinkPolicy};
+use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, LoadEnv};
+
+/// Largest config file carapace reads.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `$CARAPACE_STATE_DIR`, else `~/.carapace`.
+pub fn state_dir() -> PathBuf {
+    match std::env::var_os("CARAPACE_STATE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(home()).join(".carapace"),
+    }
+}
+
+/// `$HOME`, else `/`.
+pub fn home() -> String {
+    std::env::var("HOME").unwrap_or_else(|_| "/".to_string())
+}
+
+/// Where the config comes from: `--config`, else `$CARAPACE_CONFIG`, else the state dir's file.
+/// The flag says whether the user named it (then a missing file is an error).
+pub fn config_path(flag: Option<&Path>) -> (PathBuf, bool) {
+    if let Some(p) = flag {
+        return (p.to_path_buf(), true);
+    }
+    match std::env::var_os("CARAPACE_CONFIG") {
+        Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+        _ => (state_dir().join("carapace.json5"), false),
+    }
+}
+
+/// Loads the config; a missing default file means all defaults. With `log_warnings`, each
+/// warning (ignored OpenClaw sections, unset secrets) is logged once; `config validate|show`
+/// print them themselves.
+pub fn load_config(flag: Option<&Path>, log_warnings: bool) -> Result<Config, ErrorEnvelope> {
+    let (path, named) = config_path(flag);
+    let state = state_dir();
+    let text = match read_config_text(&path) {
+        Ok(t) => t,
+        Err(e) if e.code == ErrorCode::NotFound && !named => return Ok(Config::defaults(state)),
+        Err(e) if e.code == ErrorCode::NotFound => {
+            return Err(ErrorEnvelope::new(
+                ErrorCode::ConfigInvalid,
+                format!("config file {} does not exist", path.display()),
+            )
+            .with_hint(
+                "check --config / $CARAPACE_CONFIG, or remove it to run on the embedded defaults",
+            )
+            .with_detail("file", path.display().to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let home = home();
+    let var = |name: &str| std::env::var(name).ok();
+    let config = Config::parse(
+        &text,
+        &path.display().to_string(),
+        &LoadEnv {
+            var: &var,
+            home: &home,
+            state_dir: state,
+        },
+    )
+    .map_err(|e| e.to_envelope())?;
+    if log_warnings {
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+    Ok(config)
+}
+
+/// Reads the file through the safe layer: a regular file (no FIFO can block), size-capped. The
+/// user may keep the config behind a symlink (dotfile managers do), so the path is canonicalised
+/// first; containment is not the point here, the file is the user's own choice.
+fn read_config_text(path: &Path) -> Result<String, ErrorEnvelope> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ErrorEnvelope::new(
+                ErrorCode::NotFound,
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        Err(e) => {
+            return Err(ErrorEnvelope::new(
+                ErrorCode::ConfigInvalid,
+                format!("cannot resolve {}: {e}", path.display()),
+            )
+            .with_detail("file", path.display().to_string()));
+        }
+    };
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return Err(ErrorEnvelope::new(
+            ErrorCode::ConfigInvalid,
+            format!("{} is not a file", path.display()),
+        ));
+    };
+    let root = Root::open(dir).map_err(|e| e.to_envelope())?;
+    let opts = ReadOptions {
+        max_bytes: Some(MAX_CONFIG_BYTES),
+        symlinks: SymlinkPolicy::RefuseFinal,
+        ..ReadOptions::default()
+    };
+    let bytes = root
+        .read(Path::new(name), &opts)
+        .map_err(|e| e.to_envelope())?;
+    String::from_utf8(bytes).map_err(|_| {
+        ErrorEnvelope::new(
+            ErrorCode::ConfigInvalid,
+            format!("{} is not UTF-8 text", path.display()),
+        )
+        .with_detail("file", path.display().to_string())
+    })
+}
