@@ -34,6 +34,7 @@ pub use target::Target;
 pub use discord::{DiscordAdapter, DiscordSettings};
 pub use slack::{SlackAdapter, SlackSettings};
 pub use telegram::{TelegramAdapter, TelegramSettings};
+pub use webhook::{WebhookAdapter, WebhookSettings};
 
 /// One outbound channel. Implementations are cheap to share (`Arc<dyn ChannelAdapter>`).
 #[async_trait::async_trait]
