@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use crate::http::{FileSource, RawResponse, Transport, seconds};
 use crate::{
-    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome,
-    OutboundMessage, RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
+    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome, OutboundMessage,
+    RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
 };
 
 /// Discord's API base.
@@ -144,7 +144,12 @@ impl DiscordAdapter {
     }
 
     async fn dm_channel(&self, user: &str) -> Result<String, ChannelError> {
-        if let Some(c) = self.dm_channels.lock().ok().and_then(|m| m.get(user).cloned()) {
+        if let Some(c) = self
+            .dm_channels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(user).cloned())
+        {
             return Ok(c);
         }
         let id = self
@@ -157,7 +162,12 @@ impl DiscordAdapter {
                 match self.http.send(req, true, &[]).await {
                     Err(f) => f.into_outcome(),
                     Ok(raw) if raw.is_success() => {
-                        match raw.json.as_ref().and_then(|j| j.get("id")).and_then(Value::as_str) {
+                        match raw
+                            .json
+                            .as_ref()
+                            .and_then(|j| j.get("id"))
+                            .and_then(Value::as_str)
+                        {
                             Some(id) => DeliveryOutcome::Sent(id.to_string()),
                             None => DeliveryOutcome::Permanent(ChannelError::Rejected {
                                 channel: "discord".into(),
@@ -185,7 +195,8 @@ impl DiscordAdapter {
     ) -> DeliveryOutcome<(String, Vec<DeliveredAttachment>)> {
         let path = format!("/channels/{channel_id}/messages");
         let req = if files.is_empty() {
-            self.post(&path).json(&json!({ "content": content.unwrap_or("") }))
+            self.post(&path)
+                .json(&json!({ "content": content.unwrap_or("") }))
         } else {
             let attachments: Vec<Value> = files
                 .iter()

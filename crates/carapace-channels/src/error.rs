@@ -22,7 +22,9 @@ pub enum ChannelError {
         message: String,
     },
     /// Still rate-limited when the retry budget ran out.
-    #[error("channel {channel} kept rate-limiting the send and the retry budget ran out after {attempts} attempt(s)")]
+    #[error(
+        "channel {channel} kept rate-limiting the send and the retry budget ran out after {attempts} attempt(s)"
+    )]
     RateLimited {
         /// Channel id.
         channel: String,
@@ -54,7 +56,9 @@ pub enum ChannelError {
         reason: String,
     },
     /// The request went out but no answer came back: it may or may not have been delivered.
-    #[error("channel {channel}: the outcome of the send is unknown ({reason}); it may or may not have been delivered, so it was not retried")]
+    #[error(
+        "channel {channel}: the outcome of the send is unknown ({reason}); it may or may not have been delivered, so it was not retried"
+    )]
     Ambiguous {
         /// Channel id.
         channel: String,
@@ -116,11 +120,14 @@ fn too_large_message(
     size: Option<u64>,
     limit: Option<u64>,
 ) -> String {
-    let file = filename.map_or_else(|| "an attachment".to_string(), |f| format!("attachment {f}"));
+    let file = filename.map_or_else(
+        || "an attachment".to_string(),
+        |f| format!("attachment {f}"),
+    );
     match (size, limit) {
-        (Some(s), Some(l)) => format!(
-            "{file} is {s} bytes; channel {channel} accepts at most {l} bytes per file"
-        ),
+        (Some(s), Some(l)) => {
+            format!("{file} is {s} bytes; channel {channel} accepts at most {l} bytes per file")
+        }
         _ => format!("channel {channel} refused {file} as too large"),
     }
 }
@@ -187,7 +194,9 @@ impl CarapaceError for ChannelError {
             ChannelError::MediaTooLarge { .. } => {
                 "Send a smaller file (compress or resize it), or raise the channel's mediaMaxMb if the platform allows it."
             }
-            ChannelError::NotConfigured { .. } => "Configure the channel under `channels` in the config.",
+            ChannelError::NotConfigured { .. } => {
+                "Configure the channel under `channels` in the config."
+            }
             ChannelError::AttachmentRead { .. } => {
                 "The file changed after it was checked; make sure nothing is still writing it and send again."
             }
@@ -269,6 +278,7 @@ impl CarapaceError for ChannelError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

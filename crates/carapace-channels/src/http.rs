@@ -78,7 +78,9 @@ impl FileSource {
                 let err = match read {
                     Ok(buf) if buf.is_empty() => std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("the file ended at byte {offset} of {size}: it shrank after it was checked"),
+                        format!(
+                            "the file ended at byte {offset} of {size}: it shrank after it was checked"
+                        ),
                     ),
                     Ok(buf) => {
                         let n = buf.len() as u64;
@@ -102,7 +104,8 @@ impl FileSource {
         } else {
             "application/octet-stream"
         };
-        let part = Part::stream_with_length(self.body(), self.size).file_name(self.filename.clone());
+        let part =
+            Part::stream_with_length(self.body(), self.size).file_name(self.filename.clone());
         part.mime_str(mime).unwrap_or_else(|_| {
             Part::stream_with_length(self.body(), self.size).file_name(self.filename.clone())
         })

@@ -83,7 +83,10 @@ pub(crate) fn split_text(text: &str, max: usize) -> Vec<String> {
         let mut end = (start + max).min(chars.len());
         if end < chars.len() {
             let floor = start + max * 4 / 5;
-            if let Some(cut) = (floor..end).rev().find(|&i| chars[i] == '\n' || chars[i] == ' ') {
+            if let Some(cut) = (floor..end)
+                .rev()
+                .find(|&i| chars[i] == '\n' || chars[i] == ' ')
+            {
                 end = cut + 1;
             }
         }
@@ -94,6 +97,7 @@ pub(crate) fn split_text(text: &str, max: usize) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -143,6 +143,7 @@ impl RetryPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use carapace_policy::{CarapaceError, ErrorCode};

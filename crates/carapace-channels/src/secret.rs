@@ -48,6 +48,7 @@ impl std::fmt::Display for SecretString {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::http::{FileSource, RawResponse, Transport};
 use crate::{
-    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome,
-    OutboundMessage, RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
+    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome, OutboundMessage,
+    RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
 };
 
 /// Slack's Web API base.
@@ -114,11 +114,7 @@ impl SlackAdapter {
     }
 
     /// Calls a Web API method and reads `{ok, error}`.
-    async fn call(
-        &self,
-        req: reqwest::RequestBuilder,
-        idempotent: bool,
-    ) -> DeliveryOutcome<Value> {
+    async fn call(&self, req: reqwest::RequestBuilder, idempotent: bool) -> DeliveryOutcome<Value> {
         let raw = match self.http.send(req, idempotent, &[]).await {
             Ok(r) => r,
             Err(f) => return f.into_outcome(),
@@ -182,7 +178,12 @@ impl SlackAdapter {
     }
 
     async fn dm_channel(&self, user: &str) -> Result<String, ChannelError> {
-        if let Some(c) = self.dm_channels.lock().ok().and_then(|m| m.get(user).cloned()) {
+        if let Some(c) = self
+            .dm_channels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(user).cloned())
+        {
             return Ok(c);
         }
         let j = self
@@ -190,7 +191,8 @@ impl SlackAdapter {
             .retry
             .run("slack", |_| {
                 self.call(
-                    self.api("conversations.open").json(&json!({ "users": user })),
+                    self.api("conversations.open")
+                        .json(&json!({ "users": user })),
                     true,
                 )
             })
@@ -217,7 +219,10 @@ impl SlackAdapter {
         let length = f.size.to_string();
         let ticket = retry
             .run("slack", |_| {
-                let form = [("filename", f.filename.as_str()), ("length", length.as_str())];
+                let form = [
+                    ("filename", f.filename.as_str()),
+                    ("length", length.as_str()),
+                ];
                 self.call(self.api("files.getUploadURLExternal").form(&form), true)
             })
             .await?;
@@ -307,7 +312,10 @@ impl ChannelAdapter for SlackAdapter {
                     .await
                     .map_err(|e| e.after_partial(&delivered))?;
                 delivered.push_message(
-                    j.get("ts").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    j.get("ts")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 );
             }
             return Ok(delivered);
@@ -334,11 +342,17 @@ impl ChannelAdapter for SlackAdapter {
         let remote: Vec<&str> = j
             .get("files")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.get("id").and_then(Value::as_str)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.get("id").and_then(Value::as_str))
+                    .collect()
+            })
             .unwrap_or_default();
         for (i, (id, f)) in ids.iter().zip(&files).enumerate() {
             delivered.attachments.push(DeliveredAttachment {
-                remote_id: remote.get(i).map_or_else(|| id.clone(), |s| (*s).to_string()),
+                remote_id: remote
+                    .get(i)
+                    .map_or_else(|| id.clone(), |s| (*s).to_string()),
                 filename: f.filename.clone(),
                 bytes: f.size,
             });

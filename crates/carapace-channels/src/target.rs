@@ -68,6 +68,7 @@ impl std::str::FromStr for Target {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use carapace_policy::{CarapaceError, ErrorCode};
@@ -83,7 +84,16 @@ mod tests {
 
     #[test]
     fn anything_else_is_bad_request() {
-        for s in ["", "42", "user:", "chan:1", "User:1", "user:a b", "user:a\nb", ":x"] {
+        for s in [
+            "",
+            "42",
+            "user:",
+            "chan:1",
+            "User:1",
+            "user:a b",
+            "user:a\nb",
+            ":x",
+        ] {
             let e = Target::parse(s).unwrap_err();
             assert_eq!(e.code(), ErrorCode::BadRequest, "{s:?}");
         }

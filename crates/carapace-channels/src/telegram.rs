@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use crate::http::{FileSource, RawResponse, Transport, seconds};
 use crate::{
-    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome,
-    OutboundMessage, RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
+    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome, OutboundMessage,
+    RetryPolicy, SecretString, Target, Timeouts, check_message, split_text,
 };
 
 /// The Bot API base.
@@ -73,7 +73,13 @@ pub struct TelegramAdapter {
 
 /// Whether `f` goes by `sendPhoto`.
 fn is_photo(f: &FileSource) -> bool {
-    let mime = f.mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = f
+        .mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if !TELEGRAM_PHOTO_MIMES.contains(&mime.as_str()) || f.size > TELEGRAM_PHOTO_MAX_BYTES {
         return false;
     }
@@ -204,7 +210,11 @@ impl TelegramAdapter {
             form = form.text("caption", c.to_string());
         }
         form = form.part(field, file.part());
-        let raw = match self.http.send(self.post(method).multipart(form), false, &[file]).await {
+        let raw = match self
+            .http
+            .send(self.post(method).multipart(form), false, &[file])
+            .await
+        {
             Ok(r) => r,
             Err(f) => return f.into_outcome(),
         };
@@ -336,7 +346,10 @@ impl ChannelAdapter for TelegramAdapter {
                 delivered.attachments.push(att);
             }
         }
-        for t in follow.iter().flat_map(|t| split_text(t, TELEGRAM_TEXT_MAX_CHARS)) {
+        for t in follow
+            .iter()
+            .flat_map(|t| split_text(t, TELEGRAM_TEXT_MAX_CHARS))
+        {
             let id = retry
                 .run("telegram", |_| self.send_text(&chat_id, &t))
                 .await

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::http::{FileSource, Transport};
 use crate::{
-    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome,
-    OutboundMessage, RetryPolicy, SecretString, Timeouts, check_message,
+    ChannelAdapter, ChannelError, Delivered, DeliveredAttachment, DeliveryOutcome, OutboundMessage,
+    RetryPolicy, SecretString, Timeouts, check_message,
 };
 
 /// Default per-file limit: 25 MiB (a webhook's receiver sets the real one: `mediaMaxMb`).
@@ -62,7 +62,11 @@ impl std::fmt::Debug for WebhookAdapter {
             .field("host", &self.url.host_str())
             .field(
                 "headers",
-                &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                &self
+                    .headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -124,9 +128,11 @@ impl WebhookAdapter {
         };
         if !raw.is_success() {
             let message = raw.json.as_ref().and_then(|j| {
-                j.get("error")
-                    .or_else(|| j.get("message"))
-                    .and_then(|e| e.as_str().map(str::to_string).or_else(|| Some(e.to_string())))
+                j.get("error").or_else(|| j.get("message")).and_then(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .or_else(|| Some(e.to_string()))
+                })
             });
             return match self.http.classify_error(&raw, message, None) {
                 DeliveryOutcome::Permanent(ChannelError::MediaTooLarge { status, .. }) => {

@@ -27,23 +27,39 @@ fn adapter(base: &str) -> DiscordAdapter {
 
 /// What Discord answers a malformed request with.
 fn invalid(why: &str) -> Response {
-    json(400, json!({"code": 50035, "message": format!("Invalid Form Body: {why}")}))
+    json(
+        400,
+        json!({"code": 50035, "message": format!("Invalid Form Body: {why}")}),
+    )
 }
 
 /// Enforces Discord's documented format; `None` when the request is well-formed.
 fn check(r: &Received) -> Option<Response> {
     if r.header("authorization") != Some(&format!("Bot {TOKEN}")) {
-        return Some(json(401, json!({"code": 0, "message": "401: Unauthorized"})));
+        return Some(json(
+            401,
+            json!({"code": 0, "message": "401: Unauthorized"}),
+        ));
     }
-    if !r.header("user-agent").unwrap_or("").starts_with("DiscordBot (") {
+    if !r
+        .header("user-agent")
+        .unwrap_or("")
+        .starts_with("DiscordBot (")
+    {
         return Some(invalid("User-Agent must be DiscordBot (url, version)"));
     }
     if r.method != "POST" {
-        return Some(json(405, json!({"code": 0, "message": "405: Method Not Allowed"})));
+        return Some(json(
+            405,
+            json!({"code": 0, "message": "405: Method Not Allowed"}),
+        ));
     }
     if r.path == "/users/@me/channels" {
         let ok = r.content_type.starts_with("application/json")
-            && r.json.as_ref().and_then(|j| j["recipient_id"].as_str()).is_some();
+            && r.json
+                .as_ref()
+                .and_then(|j| j["recipient_id"].as_str())
+                .is_some();
         return (!ok).then(|| invalid("recipient_id"));
     }
     if !(r.path.starts_with("/channels/") && r.path.ends_with("/messages")) {
@@ -59,8 +75,15 @@ fn check(r: &Received) -> Option<Response> {
         let Ok(payload) = serde_json::from_slice::<Value>(&pj.bytes) else {
             return Some(invalid("payload_json is not JSON"));
         };
-        let atts = payload["attachments"].as_array().cloned().unwrap_or_default();
-        let files: Vec<&Part> = r.parts.iter().filter(|p| p.name.starts_with("files[")).collect();
+        let atts = payload["attachments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let files: Vec<&Part> = r
+            .parts
+            .iter()
+            .filter(|p| p.name.starts_with("files["))
+            .collect();
         if files.is_empty() || files.len() != atts.len() || files.len() > 10 {
             return Some(invalid("attachments must describe every files[n]"));
         }
@@ -73,14 +96,19 @@ fn check(r: &Received) -> Option<Response> {
                 return Some(invalid("files[n] filename/content type"));
             }
         }
-        if let Some(c) = payload.get("content") {
-            if c.as_str().map_or(true, |c| c.chars().count() > 2000) {
-                return Some(invalid("content"));
-            }
+        if payload
+            .get("content")
+            .is_some_and(|c| c.as_str().is_none_or(|c| c.chars().count() > 2000))
+        {
+            return Some(invalid("content"));
         }
         None
     } else if r.content_type.starts_with("application/json") {
-        let c = r.json.as_ref().and_then(|j| j["content"].as_str()).unwrap_or("");
+        let c = r
+            .json
+            .as_ref()
+            .and_then(|j| j["content"].as_str())
+            .unwrap_or("");
         (c.is_empty() || c.chars().count() > 2000).then(|| invalid("content"))
     } else {
         Some(invalid("content type"))
@@ -102,7 +130,10 @@ fn answer(r: &Received) -> Response {
             json!({"id": format!("att-{}-{i}", r.index), "filename": p.filename, "size": p.bytes.len()})
         })
         .collect();
-    json(200, json!({"id": format!("msg-{}", r.index), "attachments": atts}))
+    json(
+        200,
+        json!({"id": format!("msg-{}", r.index), "attachments": atts}),
+    )
 }
 
 fn platform(r: &Received) -> Response {
@@ -110,7 +141,10 @@ fn platform(r: &Received) -> Response {
 }
 
 fn messages(fake: &Fake) -> Vec<Received> {
-    fake.requests().into_iter().filter(|r| r.path.ends_with("/messages")).collect()
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages"))
+        .collect()
 }
 
 #[tokio::test]
@@ -139,7 +173,10 @@ async fn uploads_the_file_with_caption_as_content() {
     assert_eq!(f.content_type.as_deref(), Some("image/png"));
     let payload: Value = serde_json::from_slice(&r.part("payload_json").unwrap().bytes).unwrap();
     assert_eq!(payload["content"], "the chart");
-    assert_eq!(payload["attachments"], json!([{"id": 0, "filename": "chart.png"}]));
+    assert_eq!(
+        payload["attachments"],
+        json!([{"id": 0, "filename": "chart.png"}])
+    );
 }
 
 #[tokio::test]
@@ -152,7 +189,10 @@ async fn user_target_opens_the_dm_channel_once() {
             .unwrap();
     }
     let reqs = fake.requests();
-    let opens: Vec<_> = reqs.iter().filter(|r| r.path == "/users/@me/channels").collect();
+    let opens: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/users/@me/channels")
+        .collect();
     assert_eq!(opens.len(), 1, "DM channel cached");
     assert_eq!(opens[0].json.as_ref().unwrap()["recipient_id"], "42");
     let msgs = messages(&fake);
@@ -166,7 +206,13 @@ async fn many_files_and_long_text_are_split_without_loss() {
     let fake = Fake::start(platform).await;
     let text = "x".repeat(4500);
     let attachments = (0..12)
-        .map(|i| attachment(&content(100 + i), &format!("f{i}.bin"), "application/octet-stream"))
+        .map(|i| {
+            attachment(
+                &content(100 + i),
+                &format!("f{i}.bin"),
+                "application/octet-stream",
+            )
+        })
         .collect();
     let msg = OutboundMessage {
         target: Target::Channel("9".into()),
@@ -226,7 +272,10 @@ async fn rate_limit_waits_json_retry_after_and_restreams_the_file() {
         .unwrap();
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(150), "{took:?}");
-    assert!(took < Duration::from_millis(1500), "used the JSON value, not the header: {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "used the JSON value, not the header: {took:?}"
+    );
     assert_eq!(d.remote_id, "msg-1");
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 2);
@@ -255,8 +304,14 @@ async fn rate_limit_past_the_budget_is_channel_rate_limited() {
 #[tokio::test]
 async fn entity_too_large_is_outbound_media_too_large_and_nothing_else_is_sent() {
     for (status, body) in [
-        (413, json!({"message": "Request entity too large", "code": 40005})),
-        (400, json!({"message": "Request entity too large", "code": 40005})),
+        (
+            413,
+            json!({"message": "Request entity too large", "code": 40005}),
+        ),
+        (
+            400,
+            json!({"message": "Request entity too large", "code": 40005}),
+        ),
     ] {
         let b = body.clone();
         let fake = Fake::start(move |r| check(r).unwrap_or_else(|| json(status, b.clone()))).await;
@@ -288,7 +343,11 @@ async fn over_the_configured_limit_is_refused_before_any_request() {
             target: Target::Channel("1".into()),
             text: Some("hello".into()),
             caption: None,
-            attachments: vec![attachment(&content(11), "a.bin", "application/octet-stream")],
+            attachments: vec![attachment(
+                &content(11),
+                "a.bin",
+                "application/octet-stream",
+            )],
         })
         .await
         .unwrap_err();
@@ -341,7 +400,10 @@ async fn server_errors_are_retried_with_backoff_then_succeed() {
     assert_eq!(d.remote_id, "msg-2");
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
-    assert!(reqs.iter().all(|r| r.part("files[0]").unwrap().bytes == bytes));
+    assert!(
+        reqs.iter()
+            .all(|r| r.part("files[0]").unwrap().bytes == bytes)
+    );
 }
 
 #[tokio::test]
@@ -370,7 +432,11 @@ async fn dropped_connection_after_the_upload_is_an_unknown_outcome_not_retried()
             target: Target::Channel("1".into()),
             text: None,
             caption: None,
-            attachments: vec![attachment(&content(200_000), "a.bin", "application/octet-stream")],
+            attachments: vec![attachment(
+                &content(200_000),
+                "a.bin",
+                "application/octet-stream",
+            )],
         })
         .await
         .unwrap_err();
@@ -402,7 +468,10 @@ async fn nothing_listening_is_unreachable_after_retries() {
         .send(OutboundMessage::text(Target::Channel("1".into()), "hi"))
         .await
         .unwrap_err();
-    assert!(matches!(e, ChannelError::Unreachable { attempts: 4, .. }), "{e:?}");
+    assert!(
+        matches!(e, ChannelError::Unreachable { attempts: 4, .. }),
+        "{e:?}"
+    );
     assert_eq!(e.details()["outcome"], "not_delivered");
 }
 

@@ -74,9 +74,13 @@ fn slack(
         let bad = match method {
             "files.getUploadURLExternal" => {
                 let form: HashMap<_, _> = r.form().into_iter().collect();
-                !r.content_type.starts_with("application/x-www-form-urlencoded")
+                !r.content_type
+                    .starts_with("application/x-www-form-urlencoded")
                     || form.get("filename").is_none_or(|f| f.is_empty())
-                    || form.get("length").and_then(|l| l.parse::<u64>().ok()).is_none()
+                    || form
+                        .get("length")
+                        .and_then(|l| l.parse::<u64>().ok())
+                        .is_none()
             }
             "files.completeUploadExternal" => {
                 let j = r.json.clone().unwrap_or(Value::Null);
@@ -86,7 +90,9 @@ fn slack(
                     || j["files"].as_array().is_none_or(|fs| {
                         fs.is_empty()
                             || fs.iter().any(|f| {
-                                f["id"].as_str().is_none_or(|id| !st.uploaded.contains_key(id))
+                                f["id"]
+                                    .as_str()
+                                    .is_none_or(|id| !st.uploaded.contains_key(id))
                             })
                     })
             }
@@ -115,7 +121,10 @@ fn slack(
                 let host = upload_host
                     .clone()
                     .unwrap_or_else(|| format!("http://{}", r.header("host").unwrap()));
-                json(200, json!({"ok": true, "upload_url": format!("{host}/upload/{id}"), "file_id": id}))
+                json(
+                    200,
+                    json!({"ok": true, "upload_url": format!("{host}/upload/{id}"), "file_id": id}),
+                )
             }
             "files.completeUploadExternal" => {
                 let j = r.json.clone().unwrap();
@@ -128,10 +137,16 @@ fn slack(
                 json(200, json!({"ok": true, "files": files}))
             }
             "conversations.open" => {
-                let u = r.json.as_ref().unwrap()["users"].as_str().unwrap().to_string();
+                let u = r.json.as_ref().unwrap()["users"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
                 json(200, json!({"ok": true, "channel": {"id": format!("D{u}")}}))
             }
-            _ => json(200, json!({"ok": true, "channel": "C1", "ts": format!("1700000000.{:06}", r.index)})),
+            _ => json(
+                200,
+                json!({"ok": true, "channel": "C1", "ts": format!("1700000000.{:06}", r.index)}),
+            ),
         }
     }
 }
@@ -228,7 +243,9 @@ async fn ok_false_invalid_auth_is_unauthorized_and_the_token_stays_secret() {
 #[tokio::test]
 async fn ok_false_is_rejected_with_slacks_error_and_status_200() {
     let fake = Fake::start(slack(None, |r| {
-        r.path.ends_with("completeUploadExternal").then(|| slack_err("channel_not_found"))
+        r.path
+            .ends_with("completeUploadExternal")
+            .then(|| slack_err("channel_not_found"))
     }))
     .await;
     let e = adapter(&fake.base)
@@ -287,7 +304,11 @@ async fn upload_host_5xx_is_retried_with_the_file_restreamed() {
         })
         .await
         .unwrap();
-    let uploads: Vec<_> = fake.requests().into_iter().filter(|r| r.path.starts_with("/upload/")).collect();
+    let uploads: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/upload/"))
+        .collect();
     assert_eq!(uploads.len(), 3);
     assert!(uploads.iter().all(|r| r.body == bytes));
 }
@@ -295,7 +316,9 @@ async fn upload_host_5xx_is_retried_with_the_file_restreamed() {
 #[tokio::test]
 async fn upload_host_413_is_outbound_media_too_large() {
     let fake = Fake::start(slack(None, |r| {
-        r.path.starts_with("/upload/").then(|| plain(413, "too large"))
+        r.path
+            .starts_with("/upload/")
+            .then(|| plain(413, "too large"))
     }))
     .await;
     let e = adapter(&fake.base)
@@ -303,12 +326,20 @@ async fn upload_host_413_is_outbound_media_too_large() {
             target: Target::Channel("C1".into()),
             text: Some("t".into()),
             caption: None,
-            attachments: vec![attachment(&content(100), "big.iso", "application/octet-stream")],
+            attachments: vec![attachment(
+                &content(100),
+                "big.iso",
+                "application/octet-stream",
+            )],
         })
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::OutboundMediaTooLarge);
-    assert!(!api_calls(&fake).iter().any(|c| c.contains("complete") || c.contains("postMessage")));
+    assert!(
+        !api_calls(&fake)
+            .iter()
+            .any(|c| c.contains("complete") || c.contains("postMessage"))
+    );
 }
 
 #[tokio::test]
@@ -320,7 +351,11 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
             target: Target::Channel("C1".into()),
             text: None,
             caption: None,
-            attachments: vec![attachment(&content(5000), "a.bin", "application/octet-stream")],
+            attachments: vec![attachment(
+                &content(5000),
+                "a.bin",
+                "application/octet-stream",
+            )],
         })
         .await
         .unwrap_err();
@@ -350,6 +385,9 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
         .unwrap_err();
     assert_eq!(e.details()["outcome"], "unknown", "{e}");
     tokio::time::sleep(Duration::from_millis(1200)).await; // let the slow handler finish logging
-    let completes = api_calls(&fake).iter().filter(|c| c.contains("complete")).count();
+    let completes = api_calls(&fake)
+        .iter()
+        .filter(|c| c.contains("complete"))
+        .count();
     assert_eq!(completes, 1, "sent once, never repeated");
 }

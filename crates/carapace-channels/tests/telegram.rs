@@ -26,7 +26,10 @@ fn adapter(base: &str) -> TelegramAdapter {
 }
 
 fn tg_error(status: u16, description: &str) -> Response {
-    json(status, json!({"ok": false, "error_code": status, "description": description}))
+    json(
+        status,
+        json!({"ok": false, "error_code": status, "description": description}),
+    )
 }
 
 fn method(r: &Received) -> &str {
@@ -37,7 +40,10 @@ fn method(r: &Received) -> &str {
 fn check(r: &Received) -> Option<Response> {
     let prefix = format!("/bot{TOKEN}/");
     if !r.path.starts_with(&prefix) {
-        return Some(json(401, json!({"ok": false, "error_code": 401, "description": "Unauthorized"})));
+        return Some(json(
+            401,
+            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+        ));
     }
     if r.method != "POST" {
         return Some(tg_error(400, "Bad Request: POST expected"));
@@ -61,20 +67,34 @@ fn check(r: &Received) -> Option<Response> {
             if !r.is_multipart() {
                 return Some(tg_error(400, "Bad Request: multipart/form-data expected"));
             }
-            if r.part("chat_id").map(Part::text).unwrap_or_default().is_empty() {
+            if r.part("chat_id")
+                .map(Part::text)
+                .unwrap_or_default()
+                .is_empty()
+            {
                 return Some(tg_error(400, "Bad Request: chat_id is empty"));
             }
-            if let Some(c) = r.part("caption") {
-                if c.text().chars().count() > 1024 {
-                    return Some(tg_error(400, "Bad Request: message caption is too long"));
-                }
+            if r.part("caption")
+                .is_some_and(|c| c.text().chars().count() > 1024)
+            {
+                return Some(tg_error(400, "Bad Request: message caption is too long"));
             }
-            let field = if m == "sendPhoto" { "photo" } else { "document" };
+            let field = if m == "sendPhoto" {
+                "photo"
+            } else {
+                "document"
+            };
             let Some(f) = r.part(field) else {
-                return Some(tg_error(400, &format!("Bad Request: there is no {field} in the request")));
+                return Some(tg_error(
+                    400,
+                    &format!("Bad Request: there is no {field} in the request"),
+                ));
             };
             if f.filename.is_none() || f.content_type.is_none() {
-                return Some(tg_error(400, "Bad Request: file must be uploaded as a file part"));
+                return Some(tg_error(
+                    400,
+                    "Bad Request: file must be uploaded as a file part",
+                ));
             }
             if m == "sendPhoto" && f.bytes.len() > 10_000_000 {
                 return Some(tg_error(400, "Bad Request: PHOTO_SAVE_FILE_INVALID"));
@@ -92,7 +112,9 @@ fn answer(r: &Received) -> Response {
             {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
             {"file_id": format!("photo-{mid}"), "file_unique_id": "b", "width": 800, "height": 600}
         ]}),
-        "sendDocument" => json!({"message_id": mid, "document": {"file_id": format!("doc-{mid}"), "file_unique_id": "d"}}),
+        "sendDocument" => {
+            json!({"message_id": mid, "document": {"file_id": format!("doc-{mid}"), "file_unique_id": "d"}})
+        }
         _ => json!({"message_id": mid, "text": "…"}),
     };
     json(200, json!({"ok": true, "result": result}))
@@ -154,10 +176,17 @@ async fn non_photos_go_as_documents_and_text_alone_as_messages() {
     let reqs = fake.requests();
     let methods: Vec<&str> = reqs.iter().map(method).collect();
     assert_eq!(methods, ["sendDocument", "sendDocument", "sendDocument"]);
-    assert_eq!(reqs[0].part("caption").unwrap().text(), "report", "text as caption when no caption");
+    assert_eq!(
+        reqs[0].part("caption").unwrap().text(),
+        "report",
+        "text as caption when no caption"
+    );
     assert!(reqs[1].part("caption").is_none());
     assert_eq!(reqs[0].part("document").unwrap().bytes, pdf);
-    assert_eq!(reqs[1].part("document").unwrap().content_type.as_deref(), Some("image/gif"));
+    assert_eq!(
+        reqs[1].part("document").unwrap().content_type.as_deref(),
+        Some("image/gif")
+    );
     assert_eq!(d.attachments.len(), 3);
     assert_eq!(d.attachments[0].remote_id, "doc-1000");
 
@@ -204,9 +233,12 @@ async fn rate_limit_uses_parameters_retry_after() {
             return bad;
         }
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
-            return json(429, json!({"ok": false, "error_code": 429,
+            return json(
+                429,
+                json!({"ok": false, "error_code": 429,
                 "description": "Too Many Requests: retry after 1",
-                "parameters": {"retry_after": 1}}));
+                "parameters": {"retry_after": 1}}),
+            );
         }
         answer(r)
     })
@@ -225,12 +257,17 @@ async fn rate_limit_uses_parameters_retry_after() {
     assert!(start.elapsed() >= Duration::from_secs(1));
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 2);
-    assert!(reqs.iter().all(|r| r.part("photo").unwrap().bytes == bytes), "re-streamed from 0");
+    assert!(
+        reqs.iter().all(|r| r.part("photo").unwrap().bytes == bytes),
+        "re-streamed from 0"
+    );
 }
 
 #[tokio::test]
 async fn request_entity_too_large_is_outbound_media_too_large() {
-    let fake = Fake::start(|r| check(r).unwrap_or_else(|| tg_error(413, "Request Entity Too Large"))).await;
+    let fake =
+        Fake::start(|r| check(r).unwrap_or_else(|| tg_error(413, "Request Entity Too Large")))
+            .await;
     let e = adapter(&fake.base)
         .send(OutboundMessage {
             target: Target::User("1".into()),
@@ -243,7 +280,11 @@ async fn request_entity_too_large_is_outbound_media_too_large() {
     assert_eq!(e.code(), ErrorCode::OutboundMediaTooLarge);
     assert_eq!(e.details()["filename"], "v.mp4");
     assert_eq!(e.details()["status"], 413);
-    assert_eq!(fake.requests().len(), 1, "no text-only send after the refusal");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no text-only send after the refusal"
+    );
 }
 
 #[tokio::test]
@@ -269,7 +310,10 @@ async fn photo_dimension_refusal_falls_back_to_document() {
         .await
         .unwrap();
     let reqs = fake.requests();
-    assert_eq!(reqs.iter().map(method).collect::<Vec<_>>(), ["sendPhoto", "sendDocument"]);
+    assert_eq!(
+        reqs.iter().map(method).collect::<Vec<_>>(),
+        ["sendPhoto", "sendDocument"]
+    );
     assert_eq!(reqs[1].part("document").unwrap().bytes, bytes);
     assert_eq!(reqs[1].part("caption").unwrap().text(), "cap");
     assert_eq!(d.attachments[0].remote_id, "doc-1001");
@@ -293,7 +337,9 @@ async fn wrong_token_is_unauthorized_and_never_printed() {
 
 #[tokio::test]
 async fn chat_not_found_is_rejected_with_description() {
-    let fake = Fake::start(|r| check(r).unwrap_or_else(|| tg_error(400, "Bad Request: chat not found"))).await;
+    let fake =
+        Fake::start(|r| check(r).unwrap_or_else(|| tg_error(400, "Bad Request: chat not found")))
+            .await;
     let e = adapter(&fake.base)
         .send(OutboundMessage::text(Target::User("1".into()), "hi"))
         .await
@@ -328,9 +374,15 @@ async fn bad_gateway_then_success_and_partial_delivery_is_reported() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(e, ChannelError::PartiallyDelivered { .. }), "{e:?}");
+    assert!(
+        matches!(e, ChannelError::PartiallyDelivered { .. }),
+        "{e:?}"
+    );
     assert_eq!(e.code(), ErrorCode::ChannelRejected);
-    assert_eq!(e.details()["delivered"]["attachments"][0]["filename"], "a.bin");
+    assert_eq!(
+        e.details()["delivered"]["attachments"][0]["filename"],
+        "a.bin"
+    );
     assert_eq!(fake.requests().len(), 3);
 }
 
@@ -342,13 +394,20 @@ async fn dropped_connection_is_an_unknown_outcome() {
             target: Target::User("1".into()),
             text: None,
             caption: None,
-            attachments: vec![attachment(&content(100_000), "a.bin", "application/octet-stream")],
+            attachments: vec![attachment(
+                &content(100_000),
+                "a.bin",
+                "application/octet-stream",
+            )],
         })
         .await
         .unwrap_err();
     assert_eq!(e.details()["outcome"], "unknown", "{e}");
     assert_eq!(conns.load(Ordering::SeqCst), 1);
-    assert!(!format!("{e:?}").contains("SECRET"), "no URL (with the token) in errors");
+    assert!(
+        !format!("{e:?}").contains("SECRET"),
+        "no URL (with the token) in errors"
+    );
 }
 
 #[tokio::test]

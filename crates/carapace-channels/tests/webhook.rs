@@ -64,7 +64,10 @@ async fn posts_text_caption_target_and_files_with_configured_headers() {
     assert_eq!(f.bytes, bytes);
     assert_eq!(f.filename.as_deref(), Some("pic.png"));
     assert_eq!(f.content_type.as_deref(), Some("image/png"));
-    assert_eq!(r.part("files[1]").unwrap().content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        r.part("files[1]").unwrap().content_type.as_deref(),
+        Some("text/plain")
+    );
 }
 
 #[tokio::test]
@@ -81,7 +84,11 @@ async fn status_codes_map_to_typed_errors() {
                 target: Target::User("u".into()),
                 text: None,
                 caption: None,
-                attachments: vec![attachment(&content(10), "a.bin", "application/octet-stream")],
+                attachments: vec![attachment(
+                    &content(10),
+                    "a.bin",
+                    "application/octet-stream",
+                )],
             })
             .await
             .unwrap_err();
@@ -117,7 +124,10 @@ async fn retry_after_and_5xx_are_retried() {
     assert!(start.elapsed() >= Duration::from_millis(200));
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
-    assert!(reqs.iter().all(|r| r.part("files[0]").unwrap().bytes == bytes));
+    assert!(
+        reqs.iter()
+            .all(|r| r.part("files[0]").unwrap().bytes == bytes)
+    );
 }
 
 #[tokio::test]
@@ -137,7 +147,10 @@ async fn dropped_connection_is_unknown_and_bad_config_is_not_configured() {
     }
     let mut s = WebhookSettings::new("http://127.0.0.1:9/x?key=SECRET");
     s.headers = vec![("Bad Header".into(), SecretString::new("v"))];
-    assert_eq!(WebhookAdapter::new(s).unwrap_err().code(), ErrorCode::ChannelNotConfigured);
+    assert_eq!(
+        WebhookAdapter::new(s).unwrap_err().code(),
+        ErrorCode::ChannelNotConfigured
+    );
     let a = WebhookAdapter::new(WebhookSettings::new("http://127.0.0.1:9/x?key=SECRET")).unwrap();
     assert!(!format!("{a:?}").contains("SECRET"));
 }

@@ -54,7 +54,8 @@ impl Received {
         self.parts.iter().find(|p| p.name == name)
     }
     pub fn is_multipart(&self) -> bool {
-        self.content_type.starts_with("multipart/form-data; boundary=")
+        self.content_type
+            .starts_with("multipart/form-data; boundary=")
     }
     pub fn form(&self) -> Vec<(String, String)> {
         String::from_utf8_lossy(&self.body)
