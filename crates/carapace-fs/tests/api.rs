@@ -125,7 +125,7 @@ fn fifo_named_like_an_image_is_refused_without_blocking() {
         let root = fx.root(r);
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &fx.root_path.join("shot.png"),
+            fx.root_path.join("shot.png"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
