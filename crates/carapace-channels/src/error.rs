@@ -317,6 +317,6 @@ mod tests {
         d.push_message("1".into());
         let e = e.after_partial(&d);
         assert_eq!(e.code(), ErrorCode::OutboundMediaTooLarge);
-        assert_eq!(e.details()["delivered"]["remote_id"], "1");
+        assert_eq!(e.details()["delivered"]["remoteId"], "1");
     }
 }

@@ -57,6 +57,7 @@ impl OutboundMessage {
 
 /// One attachment that arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveredAttachment {
     /// The platform's id for the uploaded file (Discord attachment id, Telegram `file_id`,
     /// Slack file id; for webhooks the index of the part).
@@ -69,6 +70,7 @@ pub struct DeliveredAttachment {
 
 /// A send that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivered {
     /// The id of the (first) message the platform created.
     pub remote_id: String,
