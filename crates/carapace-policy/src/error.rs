@@ -262,3 +262,20 @@ mod tests {
         assert_eq!(mode_string(0o100600), "0600");
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::ErrorCode;
+
+    /// docs/errors.md lists every code with the status and exit code of the table above.
+    #[test]
+    fn docs_match_the_table() {
+        let doc = include_str!("../../../docs/errors.md");
+        for c in ErrorCode::ALL {
+            let row = format!("| `{}` | {} | {} |", c.as_str(), c.http_status(), c.exit_code());
+            assert!(doc.contains(&row), "docs/errors.md lacks or contradicts: {row}");
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(rows, ErrorCode::ALL.len(), "docs/errors.md lists codes that do not exist");
+    }
+}
