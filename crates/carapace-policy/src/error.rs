@@ -272,10 +272,22 @@ mod doc_tests {
     fn docs_match_the_table() {
         let doc = include_str!("../../../docs/errors.md");
         for c in ErrorCode::ALL {
-            let row = format!("| `{}` | {} | {} |", c.as_str(), c.http_status(), c.exit_code());
-            assert!(doc.contains(&row), "docs/errors.md lacks or contradicts: {row}");
+            let row = format!(
+                "| `{}` | {} | {} |",
+                c.as_str(),
+                c.http_status(),
+                c.exit_code()
+            );
+            assert!(
+                doc.contains(&row),
+                "docs/errors.md lacks or contradicts: {row}"
+            );
         }
         let rows = doc.lines().filter(|l| l.starts_with("| `")).count();
-        assert_eq!(rows, ErrorCode::ALL.len(), "docs/errors.md lists codes that do not exist");
+        assert_eq!(
+            rows,
+            ErrorCode::ALL.len(),
+            "docs/errors.md lists codes that do not exist"
+        );
     }
 }
