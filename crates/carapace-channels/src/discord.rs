@@ -284,7 +284,7 @@ impl ChannelAdapter for DiscordAdapter {
             .collect::<Vec<_>>()
             .join("\n\n");
         let texts = split_text(&content, DISCORD_MAX_CONTENT_CHARS);
-        let files: Vec<FileSource> = msg.attachments.into_iter().map(FileSource::new).collect();
+        let files = crate::http::sources(msg.attachments, msg.progress);
         let batches: Vec<Vec<&FileSource>> = files
             .chunks(DISCORD_MAX_FILES_PER_MESSAGE)
             .map(|c| c.iter().collect())

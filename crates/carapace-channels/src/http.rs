@@ -12,7 +12,7 @@ use bytes::Bytes;
 use reqwest::multipart::Part;
 use serde_json::Value;
 
-use crate::{Attachment, ChannelError, DeliveryOutcome};
+use crate::{Attachment, ChannelError, DeliveryOutcome, Progress, ProgressUpdate};
 
 /// Size of one positional read from the attachment fd.
 const CHUNK: usize = 256 * 1024;
@@ -29,10 +29,21 @@ pub(crate) struct FileSource {
     pub width: Option<u32>,
     pub height: Option<u32>,
     failure: Arc<Mutex<Option<String>>>,
+    index: usize,
+    progress: Option<Progress>,
+}
+
+/// Turns a message's attachments into streamable sources.
+pub(crate) fn sources(attachments: Vec<Attachment>, progress: Option<Progress>) -> Vec<FileSource> {
+    attachments
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| FileSource::new(a, i, progress.clone()))
+        .collect()
 }
 
 impl FileSource {
-    pub fn new(a: Attachment) -> FileSource {
+    pub fn new(a: Attachment, index: usize, progress: Option<Progress>) -> FileSource {
         FileSource {
             file: Arc::new(a.file),
             size: a.size,
@@ -41,6 +52,8 @@ impl FileSource {
             width: a.width,
             height: a.height,
             failure: Arc::new(Mutex::new(None)),
+            index,
+            progress,
         }
     }
 
@@ -50,9 +63,18 @@ impl FileSource {
         let file = Arc::clone(&self.file);
         let failure = Arc::clone(&self.failure);
         let size = self.size;
+        let (index, progress) = (self.index, self.progress.clone());
+        if let Some(p) = &progress {
+            p.report(ProgressUpdate {
+                index,
+                sent: 0,
+                total: size,
+            });
+        }
         let stream = futures_util::stream::try_unfold(0u64, move |offset| {
             let file = Arc::clone(&file);
             let failure = Arc::clone(&failure);
+            let progress = progress.clone();
             async move {
                 if offset >= size {
                     return Ok(None);
@@ -83,8 +105,15 @@ impl FileSource {
                         ),
                     ),
                     Ok(buf) => {
-                        let n = buf.len() as u64;
-                        return Ok(Some((Bytes::from(buf), offset + n)));
+                        let next = offset + buf.len() as u64;
+                        if let Some(p) = &progress {
+                            p.report(ProgressUpdate {
+                                index,
+                                sent: next,
+                                total: size,
+                            });
+                        }
+                        return Ok(Some((Bytes::from(buf), next)));
                     }
                     Err(e) => e,
                 };

@@ -26,7 +26,9 @@ pub mod webhook;
 
 pub use error::ChannelError;
 pub use http::Timeouts;
-pub use message::{Attachment, Delivered, DeliveredAttachment, OutboundMessage};
+pub use message::{
+    Attachment, Delivered, DeliveredAttachment, OutboundMessage, Progress, ProgressUpdate,
+};
 pub use retry::{DeliveryOutcome, RetryPolicy};
 pub use secret::SecretString;
 pub use target::Target;

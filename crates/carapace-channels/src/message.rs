@@ -1,5 +1,7 @@
 //! What goes out and what came back.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::Target;
@@ -34,6 +36,41 @@ pub struct OutboundMessage {
     pub caption: Option<String>,
     /// Files, in order.
     pub attachments: Vec<Attachment>,
+    /// Called as file bytes are handed to the HTTP stack (for a progress bar).
+    pub progress: Option<Progress>,
+}
+
+/// How far one attachment's upload has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    /// Index of the attachment in [`OutboundMessage::attachments`].
+    pub index: usize,
+    /// Bytes of it streamed so far in the current attempt (a retry starts again from 0).
+    pub sent: u64,
+    /// Its size.
+    pub total: u64,
+}
+
+/// A progress callback. Cheap to clone; must not block (it runs on the upload path).
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(ProgressUpdate) + Send + Sync>);
+
+impl Progress {
+    /// Wraps a callback.
+    pub fn new(f: impl Fn(ProgressUpdate) + Send + Sync + 'static) -> Self {
+        Progress(Arc::new(f))
+    }
+
+    /// Reports one update.
+    pub fn report(&self, update: ProgressUpdate) {
+        (self.0)(update)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl OutboundMessage {
@@ -44,6 +81,7 @@ impl OutboundMessage {
             text: Some(text.into()),
             caption: None,
             attachments: Vec::new(),
+            progress: None,
         }
     }
 

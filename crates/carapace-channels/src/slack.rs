@@ -320,7 +320,7 @@ impl ChannelAdapter for SlackAdapter {
             }
             return Ok(delivered);
         }
-        let files: Vec<FileSource> = msg.attachments.into_iter().map(FileSource::new).collect();
+        let files = crate::http::sources(msg.attachments, msg.progress);
         let mut ids = Vec::with_capacity(files.len());
         for f in &files {
             ids.push(self.upload(f).await?);

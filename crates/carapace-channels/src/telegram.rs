@@ -309,7 +309,7 @@ impl ChannelAdapter for TelegramAdapter {
         };
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         let (text, caption) = (nonempty(&msg.text), nonempty(&msg.caption));
-        let files: Vec<FileSource> = msg.attachments.into_iter().map(FileSource::new).collect();
+        let files = crate::http::sources(msg.attachments, msg.progress);
         let retry = &self.settings.retry;
         let mut delivered = Delivered::default();
         // What follows the files as plain messages.

@@ -187,7 +187,7 @@ impl ChannelAdapter for WebhookAdapter {
     async fn send(&self, msg: OutboundMessage) -> Result<Delivered, ChannelError> {
         check_message("webhook", self.max_attachment_bytes(), &msg)?;
         let target = msg.target.to_string();
-        let files: Vec<FileSource> = msg.attachments.into_iter().map(FileSource::new).collect();
+        let files = crate::http::sources(msg.attachments, msg.progress);
         let refs: Vec<&FileSource> = files.iter().collect();
         let text = msg.text.as_deref().filter(|s| !s.is_empty());
         let caption = msg.caption.as_deref().filter(|s| !s.is_empty());

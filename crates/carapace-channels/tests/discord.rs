@@ -155,6 +155,7 @@ async fn uploads_the_file_with_caption_as_content() {
         target: Target::parse("channel:123").unwrap(),
         text: None,
         caption: Some("the chart".into()),
+        progress: None,
         attachments: vec![attachment(&bytes, "chart.png", "image/png")],
     };
     let d = adapter(&fake.base).send(msg).await.unwrap();
@@ -218,6 +219,7 @@ async fn many_files_and_long_text_are_split_without_loss() {
         target: Target::Channel("9".into()),
         text: Some(text.clone()),
         caption: None,
+        progress: None,
         attachments,
     };
     let d = adapter(&fake.base).send(msg).await.unwrap();
@@ -266,6 +268,7 @@ async fn rate_limit_waits_json_retry_after_and_restreams_the_file() {
             target: Target::Channel("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
         })
         .await
@@ -320,6 +323,7 @@ async fn entity_too_large_is_outbound_media_too_large_and_nothing_else_is_sent()
                 target: Target::Channel("1".into()),
                 text: Some("see attached".into()),
                 caption: None,
+                progress: None,
                 attachments: vec![attachment(&content(1000), "big.mp4", "video/mp4")],
             })
             .await
@@ -343,6 +347,7 @@ async fn over_the_configured_limit_is_refused_before_any_request() {
             target: Target::Channel("1".into()),
             text: Some("hello".into()),
             caption: None,
+            progress: None,
             attachments: vec![attachment(
                 &content(11),
                 "a.bin",
@@ -393,6 +398,7 @@ async fn server_errors_are_retried_with_backoff_then_succeed() {
             target: Target::Channel("1".into()),
             text: None,
             caption: Some("c".into()),
+            progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
         })
         .await
@@ -432,6 +438,7 @@ async fn dropped_connection_after_the_upload_is_an_unknown_outcome_not_retried()
             target: Target::Channel("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(
                 &content(200_000),
                 "a.bin",

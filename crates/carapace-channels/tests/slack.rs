@@ -168,6 +168,7 @@ async fn external_upload_flow_with_initial_comment() {
             target: Target::parse("channel:C0NF841BK").unwrap(),
             text: Some("results".into()),
             caption: Some("two files".into()),
+            progress: None,
             attachments: vec![
                 attachment(&a_bytes, "plot.png", "image/png"),
                 attachment(&b_bytes, "data.csv", "text/csv"),
@@ -253,6 +254,7 @@ async fn ok_false_is_rejected_with_slacks_error_and_status_200() {
             target: Target::Channel("CNOPE".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
         })
         .await
@@ -277,6 +279,7 @@ async fn http_429_waits_retry_after() {
             target: Target::Channel("C1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
         })
         .await
@@ -300,6 +303,7 @@ async fn upload_host_5xx_is_retried_with_the_file_restreamed() {
             target: Target::Channel("C1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
         })
         .await
@@ -326,6 +330,7 @@ async fn upload_host_413_is_outbound_media_too_large() {
             target: Target::Channel("C1".into()),
             text: Some("t".into()),
             caption: None,
+            progress: None,
             attachments: vec![attachment(
                 &content(100),
                 "big.iso",
@@ -351,6 +356,7 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
             target: Target::Channel("C1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(
                 &content(5000),
                 "a.bin",
@@ -379,6 +385,7 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
             target: Target::Channel("C1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
         })
         .await

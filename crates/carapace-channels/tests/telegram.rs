@@ -133,6 +133,7 @@ async fn png_goes_as_photo_with_caption_and_chat_id() {
             target: Target::parse("user:4242").unwrap(),
             text: None,
             caption: Some("look".into()),
+            progress: None,
             attachments: vec![attachment(&bytes, "shot.png", "image/png")],
         })
         .await
@@ -165,6 +166,7 @@ async fn non_photos_go_as_documents_and_text_alone_as_messages() {
             target: Target::Channel("-100123".into()),
             text: Some("report".into()),
             caption: None,
+            progress: None,
             attachments: vec![
                 attachment(&pdf, "r.pdf", "application/pdf"),
                 attachment(&gif, "a.gif", "image/gif"),
@@ -211,6 +213,7 @@ async fn caption_over_1024_chars_follows_as_a_message_and_text_after_caption() {
             target: Target::User("1".into()),
             text: Some("and the text".into()),
             caption: Some(long.clone()),
+            progress: None,
             attachments: vec![attachment(&png(100), "p.jpg", "image/jpeg")],
         })
         .await
@@ -250,6 +253,7 @@ async fn rate_limit_uses_parameters_retry_after() {
             target: Target::User("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&bytes, "p.png", "image/png")],
         })
         .await
@@ -273,6 +277,7 @@ async fn request_entity_too_large_is_outbound_media_too_large() {
             target: Target::User("1".into()),
             text: Some("caption-ish".into()),
             caption: None,
+            progress: None,
             attachments: vec![attachment(&content(2000), "v.mp4", "video/mp4")],
         })
         .await
@@ -305,6 +310,7 @@ async fn photo_dimension_refusal_falls_back_to_document() {
             target: Target::User("1".into()),
             text: None,
             caption: Some("cap".into()),
+            progress: None,
             attachments: vec![attachment(&bytes, "tall.png", "image/png")],
         })
         .await
@@ -367,6 +373,7 @@ async fn bad_gateway_then_success_and_partial_delivery_is_reported() {
             target: Target::User("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![
                 attachment(&content(10), "a.bin", "application/octet-stream"),
                 attachment(&content(20), "b.bin", "application/octet-stream"),
@@ -394,6 +401,7 @@ async fn dropped_connection_is_an_unknown_outcome() {
             target: Target::User("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(
                 &content(100_000),
                 "a.bin",
@@ -420,6 +428,7 @@ async fn file_shrunk_after_the_check_fails_the_send() {
             target: Target::User("1".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![a],
         })
         .await

@@ -45,6 +45,7 @@ async fn posts_text_caption_target_and_files_with_configured_headers() {
             target: Target::Room("!abc:example.org".into()),
             text: Some("hello".into()),
             caption: Some("the pic".into()),
+            progress: None,
             attachments: vec![
                 attachment(&bytes, "pic.png", "image/png"),
                 attachment(&content(9), "n.txt", "text/plain"),
@@ -84,6 +85,7 @@ async fn status_codes_map_to_typed_errors() {
                 target: Target::User("u".into()),
                 text: None,
                 caption: None,
+                progress: None,
                 attachments: vec![attachment(
                     &content(10),
                     "a.bin",
@@ -117,6 +119,7 @@ async fn retry_after_and_5xx_are_retried() {
             target: Target::Channel("c".into()),
             text: None,
             caption: None,
+            progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
         })
         .await
@@ -153,4 +156,48 @@ async fn dropped_connection_is_unknown_and_bad_config_is_not_configured() {
     );
     let a = WebhookAdapter::new(WebhookSettings::new("http://127.0.0.1:9/x?key=SECRET")).unwrap();
     assert!(!format!("{a:?}").contains("SECRET"));
+}
+
+#[tokio::test]
+async fn progress_is_reported_and_adapters_are_object_safe() {
+    use std::io::Seek;
+    use std::sync::{Arc, Mutex};
+
+    let fake = Fake::start(receiver).await;
+    let adapter: Arc<dyn ChannelAdapter> = Arc::new(adapter(&fake.base));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let bytes = content(600_000); // several 256 KiB reads
+    let mut a = attachment(&bytes, "big.bin", "application/octet-stream");
+    let before = a.file.stream_position().unwrap();
+    let dup = a.file.try_clone().unwrap();
+    a.size = bytes.len() as u64;
+    adapter
+        .send(OutboundMessage {
+            target: Target::User("u".into()),
+            text: None,
+            caption: None,
+            progress: Some(carapace_channels::Progress::new(move |u| {
+                s.lock().unwrap().push(u)
+            })),
+            attachments: vec![a],
+        })
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.first().unwrap().sent, 0);
+    assert_eq!(seen.last().unwrap().sent, bytes.len() as u64);
+    assert!(seen.len() >= 4);
+    assert!(seen.windows(2).all(|w| w[0].sent <= w[1].sent));
+    assert!(
+        seen.iter()
+            .all(|u| u.index == 0 && u.total == bytes.len() as u64)
+    );
+    let mut dup = dup;
+    assert_eq!(
+        dup.stream_position().unwrap(),
+        before,
+        "pread: the fd offset is untouched"
+    );
+    assert_eq!(fake.requests()[0].part("files[0]").unwrap().bytes, bytes);
 }
