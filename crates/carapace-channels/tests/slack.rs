@@ -191,6 +191,14 @@ async fn external_upload_flow_with_initial_comment() {
     assert_eq!(form["filename"], "plot.png");
     assert_eq!(form["length"], a_bytes.len().to_string());
     assert_eq!(reqs[1].body, a_bytes);
+    assert_eq!(
+        reqs[1].header("content-length"),
+        Some(a_bytes.len().to_string().as_str())
+    );
+    assert!(
+        reqs[1].header("authorization").is_none(),
+        "no token to the upload host"
+    );
     assert_eq!(reqs[3].body, b_bytes);
     let done = reqs[4].json.as_ref().unwrap();
     assert_eq!(done["channel_id"], "C0NF841BK");
@@ -375,12 +383,17 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
 async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
     let fake = Fake::start(slack(None, |r| {
         if r.path.ends_with("completeUploadExternal") {
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(SLOW_ANSWER);
         }
         None
     }))
     .await;
-    let e = adapter(&fake.base)
+    let mut s = SlackSettings::new(TOKEN);
+    s.api_base_url = format!("{}/api", fake.base);
+    s.retry = fast_retry();
+    s.timeouts = short_timeouts();
+    let e = SlackAdapter::new(s)
+        .unwrap()
         .send(OutboundMessage {
             target: Target::Channel("C1".into()),
             text: None,
@@ -391,7 +404,7 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(e.details()["outcome"], "unknown", "{e}");
-    tokio::time::sleep(Duration::from_millis(1200)).await; // let the slow handler finish logging
+    tokio::time::sleep(SLOW_ANSWER).await; // let the slow handler finish logging
     let completes = api_calls(&fake)
         .iter()
         .filter(|c| c.contains("complete"))

@@ -242,13 +242,25 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
+/// Generous per-request time so a loaded CI machine never times out a healthy request.
 pub fn fast_timeouts() -> Timeouts {
     Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_millis(800),
+        connect: Duration::from_secs(5),
+        request: Duration::from_secs(10),
         min_upload_bytes_per_sec: 1024 * 1024 * 1024,
     }
 }
+
+/// For the "no answer" tests: the fake sleeps [`SLOW_ANSWER`], well past this.
+pub fn short_timeouts() -> Timeouts {
+    Timeouts {
+        request: Duration::from_millis(1000),
+        ..fast_timeouts()
+    }
+}
+
+/// How long a deliberately slow fake takes to answer.
+pub const SLOW_ANSWER: Duration = Duration::from_millis(3000);
 
 /// A raw TCP server on 127.0.0.1 that reads each request (until the client goes quiet) and
 /// closes the connection without answering. Counts connections.
