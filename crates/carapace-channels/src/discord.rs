@@ -121,7 +121,7 @@ impl DiscordAdapter {
                 channel: "discord".into(),
                 filename: one.map(|f| f.filename.clone()),
                 size: one.map(|f| f.size),
-                limit: self.settings.media_max_bytes,
+                limit: Some(self.max_attachment_bytes()),
                 status: Some(raw.status),
             });
         }
