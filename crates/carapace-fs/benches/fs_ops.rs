@@ -50,7 +50,9 @@ fn reads(c: &mut Criterion) {
         let rel = Path::new(name);
         let abs = e.host.join(name);
         let opts = ReadOptions::default();
-        g.bench_function("std", |b| b.iter(|| black_box(std::fs::read(&abs).unwrap())));
+        g.bench_function("std", |b| {
+            b.iter(|| black_box(std::fs::read(&abs).unwrap()))
+        });
         g.bench_function("carapace", |b| {
             b.iter(|| black_box(e.auto.read(rel, &opts).unwrap()))
         });
@@ -69,7 +71,9 @@ fn stats(c: &mut Criterion) {
     g.bench_function("std", |b| {
         b.iter(|| black_box(std::fs::symlink_metadata(&abs).unwrap()))
     });
-    g.bench_function("carapace", |b| b.iter(|| black_box(e.auto.stat(rel).unwrap())));
+    g.bench_function("carapace", |b| {
+        b.iter(|| black_box(e.auto.stat(rel).unwrap()))
+    });
     g.bench_function("carapace_fallback", |b| {
         b.iter(|| black_box(e.fallback.stat(rel).unwrap()))
     });

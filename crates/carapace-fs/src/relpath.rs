@@ -43,6 +43,29 @@ pub(crate) fn components(path: &Path) -> Result<Vec<&OsStr>, Lexical> {
     Ok(out)
 }
 
+/// True when `path` can be handed to the kernel as is: non-empty, relative, no `.` or `..`
+/// component, no NUL, no trailing slash, shorter than `PATH_MAX`. (`std` drops `.` and trailing
+/// slashes — `link/.` is `link` — while the kernel would follow `link`; such paths take the
+/// component route so both resolvers mean the same thing.) Allocation-free; used by the
+/// hot paths to skip [`components`].
+pub(crate) fn is_plain(path: &Path) -> bool {
+    let b = path.as_os_str().as_bytes();
+    !b.is_empty()
+        && b.len() < PATH_MAX
+        && b[0] != b'/'
+        && b[b.len() - 1] != b'/'
+        && !b.contains(&0)
+        && !b
+            .split(|c| *c == b'/')
+            .any(|seg| seg == b".." || seg == b".")
+}
+
+/// True for a plain path of one normal component (no `/`, not `.`).
+pub(crate) fn is_single_name(path: &Path) -> bool {
+    let b = path.as_os_str().as_bytes();
+    is_plain(path) && b != b"." && !b.contains(&b'/')
+}
+
 /// The components joined back with `/` (`.` for none): what `openat2` is given.
 pub(crate) fn joined(comps: &[&OsStr]) -> PathBuf {
     if comps.is_empty() {
@@ -78,5 +101,16 @@ mod tests {
             Err(Lexical::TooLong)
         );
         assert_eq!(joined(&[]), PathBuf::from("."));
+        for ok in ["a", "a/b", "a//b", "...", "a..b", "..a", ".a"] {
+            assert!(is_plain(Path::new(ok)), "{ok}");
+        }
+        for bad in [
+            "", "/a", "a/", "..", "a/..", "../a", "a/../b", ".", "a/.", "a/./b",
+        ] {
+            assert!(!is_plain(Path::new(bad)), "{bad}");
+        }
+        assert!(is_single_name(Path::new("a.txt")));
+        assert!(!is_single_name(Path::new(".")));
+        assert!(!is_single_name(Path::new("a/b")));
     }
 }

@@ -34,15 +34,25 @@ pub(crate) fn open(
     oflags: OFlags,
     follow_final: bool,
 ) -> Result<OwnedFd, Denied> {
-    let path = joined(comps);
+    open_path(root, &joined(comps), oflags, follow_final)
+}
+
+/// [`open`] with the path as given; the caller has checked it lexically (relative, no `..`,
+/// no NUL, see `relpath::is_plain`).
+pub(crate) fn open_path(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    oflags: OFlags,
+    follow_final: bool,
+) -> Result<OwnedFd, Denied> {
     let mut flags = oflags | OFlags::CLOEXEC;
     if !follow_final {
         flags |= OFlags::NOFOLLOW;
     }
-    match openat2(root, &path, flags) {
+    match openat2(root, path, flags) {
         Ok(fd) => Ok(fd),
         Err(Errno::XDEV) => Err(Denied::Escape("the path resolves outside the root")),
-        Err(e @ (Errno::LOOP | Errno::NOTDIR)) => Err(classify(root, &path, follow_final, e)),
+        Err(e @ (Errno::LOOP | Errno::NOTDIR)) => Err(classify(root, path, follow_final, e)),
         Err(e) => Err(Denied::Errno(e)),
     }
 }

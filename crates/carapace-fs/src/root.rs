@@ -139,10 +139,8 @@ impl Root {
     /// never blocks the open), then fstat on the fd: not a regular file, too many links or over
     /// `max_bytes` are refused. The returned fd is the one that passed the checks.
     pub fn open_file(&self, rel: &Path, opts: &ReadOptions) -> Result<VerifiedFile, FsError> {
-        let comps = self.comps(rel)?;
-        let fd = self.resolve(
+        let fd = self.resolve_fast(
             rel,
-            &comps,
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
             opts.symlinks == SymlinkPolicy::FollowInside,
             "open",
@@ -180,8 +178,14 @@ impl Root {
     /// Metadata of the object at `rel`, lstat-style: a final symlink is reported as a symlink,
     /// not followed. `""`/`"."` is the root itself.
     pub fn stat(&self, rel: &Path) -> Result<FileMeta, FsError> {
-        let comps = self.comps(rel)?;
-        let fd = self.resolve(rel, &comps, OFlags::PATH, false, "stat")?;
+        if relpath::is_single_name(rel) {
+            // One normal component, not followed: fstatat on the root fd cannot leave it.
+            return match rustix::fs::statat(&self.fd, rel, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Ok(FileMeta::from_stat(&st)),
+                Err(e) => Err(self.err("stat", rel, e)),
+            };
+        }
+        let fd = self.resolve_fast(rel, OFlags::PATH, false, "stat")?;
         let st = rustix::fs::fstat(&fd).map_err(|e| from_errno("fstat", rel, e))?;
         Ok(FileMeta::from_stat(&st))
     }
@@ -336,6 +340,25 @@ impl Root {
     ) -> Result<OwnedFd, FsError> {
         resolve::open(self.mech, self.fd.as_fd(), comps, oflags, follow_final)
             .map_err(|d| self.denied_to_error(rel, comps, oflags, d, op))
+    }
+
+    /// [`Root::resolve`] without allocating when the path can go to `openat2` as is.
+    pub(crate) fn resolve_fast(
+        &self,
+        rel: &Path,
+        oflags: OFlags,
+        follow_final: bool,
+        op: &'static str,
+    ) -> Result<OwnedFd, FsError> {
+        if self.mech == Mechanism::Openat2 && relpath::is_plain(rel) {
+            return crate::resolve_openat2::open_path(self.fd.as_fd(), rel, oflags, follow_final)
+                .map_err(|d| match self.comps(rel) {
+                    Ok(comps) => self.denied_to_error(rel, &comps, oflags, d, op),
+                    Err(e) => e,
+                });
+        }
+        let comps = self.comps(rel)?;
+        self.resolve(rel, &comps, oflags, follow_final, op)
     }
 
     /// The directory holding the final component, and that component's name.

@@ -272,6 +272,15 @@ fn specific_codes() {
             code(root.write(Path::new("dangling_abs"), b"x", &wf)),
             ErrorCode::PathOutsideRoot
         );
+        // `link/.` means `link` (std's normalisation) under both resolvers: found by proptest.
+        assert_eq!(
+            root.stat(Path::new("dir_abs/.")).unwrap().kind,
+            FileKind::Symlink
+        );
+        assert_eq!(
+            root.stat(Path::new("dir_abs")).unwrap().kind,
+            FileKind::Symlink
+        );
         // Look-alike names are ordinary names inside the root.
         root.mkdir_all(Path::new("\u{2025}/outside"), 0o755)
             .unwrap();
