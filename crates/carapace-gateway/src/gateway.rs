@@ -1,0 +1,296 @@
+//! The shared heart of every surface: the backend in force, the token, the limits, and the one
+//! call pipeline (tool lookup → run under the request budget with panics caught → metrics →
+//! audit) that HTTP, MCP-over-HTTP and MCP-over-stdio all go through.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use carapace_policy::{Config, ErrorCode, ErrorEnvelope};
+use serde_json::Value;
+
+use crate::audit::{AUDITED_TOOLS, AuditLog, AuditRecord};
+use crate::auth::Token;
+use crate::call::{ToolBackend, ToolCall, ToolSpec};
+use crate::metrics::Metrics;
+
+/// Default largest request body (`gateway.maxBodyBytes`).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Limits taken from the config (and re-taken on reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// Budget of one tool call; past it the caller gets `TIMEOUT` (504).
+    pub request_timeout: Duration,
+}
+
+impl Limits {
+    /// `gateway.maxBodyBytes` (default 8 MiB) and `gateway.requestTimeoutSeconds` (default the
+    /// exec timeout plus 30 s, so a command that uses its whole timeout still answers).
+    pub fn from_config(config: &Config) -> Limits {
+        let g = &config.file.gateway;
+        Limits {
+            max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES).max(1),
+            request_timeout: Duration::from_secs(
+                g.request_timeout_seconds
+                    .unwrap_or(config.file.tools.exec.timeout_seconds.saturating_add(30))
+                    .max(1),
+            ),
+        }
+    }
+}
+
+struct BackendSlot {
+    backend: Arc<dyn ToolBackend>,
+    names: HashSet<String>,
+    specs: Arc<Vec<ToolSpec>>,
+}
+
+impl BackendSlot {
+    fn new(backend: Arc<dyn ToolBackend>) -> BackendSlot {
+        let specs = backend.specs();
+        BackendSlot {
+            names: specs.iter().map(|s| s.name.clone()).collect(),
+            specs: Arc::new(specs),
+            backend,
+        }
+    }
+}
+
+struct Inner {
+    backend: RwLock<Arc<BackendSlot>>,
+    token: RwLock<Option<Token>>,
+    limits: RwLock<Limits>,
+    audit: Option<AuditLog>,
+    metrics: Metrics,
+}
+
+/// The gateway's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("limits", &self.limits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a call came from (for audit lines and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `POST /tools/invoke`.
+    Http,
+    /// `/mcp`.
+    McpHttp,
+    /// `carapace mcp`.
+    McpStdio,
+}
+
+impl Transport {
+    /// `http`, `mcp-http`, `mcp-stdio`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::McpHttp => "mcp-http",
+            Transport::McpStdio => "mcp-stdio",
+        }
+    }
+}
+
+impl Gateway {
+    /// A gateway over `backend`. `token: None` means no authentication (stdio MCP only: the
+    /// peer is the process that started us). `audit: None` disables the audit log (tests).
+    pub fn new(
+        backend: Arc<dyn ToolBackend>,
+        token: Option<Token>,
+        limits: Limits,
+        audit: Option<AuditLog>,
+    ) -> Result<Gateway, ErrorEnvelope> {
+        let metrics = Metrics::new().map_err(|e| {
+            ErrorEnvelope::new(ErrorCode::Internal, format!("metrics registry: {e}"))
+        })?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                backend: RwLock::new(Arc::new(BackendSlot::new(backend))),
+                token: RwLock::new(token),
+                limits: RwLock::new(limits),
+                audit,
+                metrics,
+            }),
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        *self.inner.limits.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token in force (`None`: no authentication).
+    pub fn token(&self) -> Option<Token> {
+        self.inner
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Checks an `Authorization` header against the token in force.
+    pub fn check_auth(&self, header: Option<&str>) -> Result<(), ErrorEnvelope> {
+        let guard = self.inner.token.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(t) => t.check_header(header),
+            None => Ok(()),
+        }
+    }
+
+    /// Metrics (for `/metrics` and the HTTP layer).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The audit log, if enabled.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.inner.audit.as_ref()
+    }
+
+    /// Every tool, with its schema.
+    pub fn specs(&self) -> Arc<Vec<ToolSpec>> {
+        self.slot().specs.clone()
+    }
+
+    fn slot(&self) -> Arc<BackendSlot> {
+        self.inner
+            .backend
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new backend, token and limits (config reload). Calls already running finish
+    /// on the backend they started with.
+    pub fn apply(&self, backend: Arc<dyn ToolBackend>, token: Option<Token>, limits: Limits) {
+        let slot = Arc::new(BackendSlot::new(backend));
+        *self
+            .inner
+            .backend
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = slot;
+        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = token;
+        *self.inner.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Refreshes gauges that are read, not counted.
+    pub fn refresh_gauges(&self) {
+        if let Some(n) = self.slot().backend.sandboxes_alive() {
+            self.inner
+                .metrics
+                .sandboxes_alive
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Runs one tool call: unknown tool → `NOT_FOUND`; the call runs in its own task under the
+    /// request budget (`TIMEOUT` past it, `INTERNAL` if it panics); then metrics and, for
+    /// mutations, execs and sends, one audit line.
+    pub async fn call(
+        &self,
+        call: ToolCall,
+        request_id: &str,
+        transport: Transport,
+    ) -> Result<Value, ErrorEnvelope> {
+        let slot = self.slot();
+        let m = &self.inner.metrics;
+        if !slot.names.contains(&call.tool) {
+            m.calls.with_label_values(&["(unknown)", "NOT_FOUND"]).inc();
+            let mut names: Vec<&str> = slot.names.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            return Err(ErrorEnvelope::new(
+                ErrorCode::NotFound,
+                format!("there is no tool named {:?}", call.tool),
+            )
+            .with_hint(format!("available tools: {}", names.join(", ")))
+            .with_detail("tool", call.tool.clone()));
+        }
+        let budget = self.limits().request_timeout;
+        let started = Instant::now();
+        m.in_flight.inc();
+        let task = tokio::spawn(slot.backend.invoke(call.clone()));
+        let result = match tokio::time::timeout(budget, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => {
+                let what = if join.is_panic() {
+                    panic_message(join.into_panic())
+                } else {
+                    "the task was cancelled".to_string()
+                };
+                tracing::error!(request_id, tool = %call.tool, "tool call failed: {what}");
+                Err(ErrorEnvelope::new(
+                    ErrorCode::Internal,
+                    format!("the {} tool failed unexpectedly (a bug): {what}", call.tool),
+                )
+                .with_hint("this is a carapace bug; report it with the request id")
+                .with_detail("tool", call.tool.clone()))
+            }
+            Err(_) => Err(ErrorEnvelope::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the {} call ran past the gateway's request budget of {} s",
+                    call.tool,
+                    budget.as_secs()
+                ),
+            )
+            .with_hint(
+                "raise gateway.requestTimeoutSeconds, or pass a smaller timeoutSeconds to exec",
+            )
+            .with_detail("tool", call.tool.clone())
+            .with_detail("budgetSeconds", budget.as_secs())),
+        };
+        m.in_flight.dec();
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        m.calls.with_label_values(&[&call.tool, outcome]).inc();
+        m.call_seconds
+            .with_label_values(&[&call.tool])
+            .observe(elapsed.as_secs_f64());
+        let audited = AUDITED_TOOLS.contains(&call.tool.as_str());
+        if audited {
+            let rec =
+                AuditRecord::from_call(request_id, transport.as_str(), &call, &result, elapsed);
+            if call.tool == "message"
+                && result.is_ok()
+                && let Some(b) = rec.bytes
+            {
+                let ch = call
+                    .args
+                    .get("channel")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                m.channel_bytes_sent.with_label_values(&[ch]).inc_by(b);
+            }
+            if let Some(log) = &self.inner.audit {
+                log.append(&rec);
+            }
+        }
+        result
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}

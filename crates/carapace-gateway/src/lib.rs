@@ -1,0 +1,29 @@
+//! carapace's gateway (SPEC §8): how agents and programs reach the tools.
+//!
+//! - `POST /tools/invoke`, OpenClaw-compatible (`{tool, action?, args, sessionKey?, agentId?,
+//!   channel?}` → `{ok: true, result}`), bearer token compared in constant time, body limit,
+//!   request id, and the SPEC §7 envelope with the status of the one table on **every** path:
+//!   typed tool errors, bad JSON, unknown tools and routes, oversize bodies, timeouts, panics.
+//! - MCP over streamable HTTP (`/mcp`) and stdio ([`mcp::serve_stdio`]), same tools, same
+//!   schemas, typed errors as MCP tool errors carrying the envelope.
+//! - `GET /healthz`, `GET /metrics` (Prometheus), an audit log line per mutation, exec and
+//!   send, config hot reload, graceful shutdown.
+//! - [`client::invoke`] for CLIs talking to a running gateway.
+//!
+//! The gateway does not run tools: it hands every [`ToolCall`] to a [`ToolBackend`]
+//! (carapace-tools in the binary, a stub in tests) through one pipeline, [`Gateway::call`].
+
+pub mod audit;
+pub mod auth;
+pub mod call;
+pub mod client;
+pub mod gateway;
+pub mod mcp;
+pub mod metrics;
+pub mod reload;
+pub mod run;
+pub mod server;
+
+pub use call::{BackendFactory, ToolBackend, ToolCall, ToolSpec};
+pub use gateway::{Gateway, Limits, Transport};
+pub use run::{Ready, RunOptions, run};

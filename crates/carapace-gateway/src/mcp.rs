@@ -1,0 +1,202 @@
+//! MCP: the same tools as `POST /tools/invoke`, over stdio (`carapace mcp`) and streamable HTTP
+//! (`/mcp`), with rmcp.
+//!
+//! `tools/list` answers every tool of the backend with its JSON schema. `tools/call` takes the
+//! session key from the `sessionKey` argument, else (HTTP) the `x-carapace-session` header of
+//! the request, else (stdio) the `--session` the server was started with. A typed error is an
+//! MCP tool error (`isError: true`) whose text and `structuredContent` are the SPEC §7
+//! envelope, so a model reads the code, the message and the hint.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt as _};
+use serde_json::{Map, Value, json};
+
+use crate::call::ToolCall;
+use crate::gateway::{Gateway, Transport};
+use crate::server::SESSION_HEADER;
+use carapace_policy::{ErrorCode, ErrorEnvelope};
+
+/// One MCP connection's handler.
+#[derive(Clone)]
+pub struct McpServer {
+    gw: Gateway,
+    transport: Transport,
+    default_session: Option<String>,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpServer {
+    /// A handler over `gw`. `default_session` applies when neither the arguments nor a header
+    /// name a session.
+    pub fn new(gw: Gateway, transport: Transport, default_session: Option<String>) -> McpServer {
+        McpServer {
+            gw,
+            transport,
+            default_session,
+        }
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        self.gw
+            .specs()
+            .iter()
+            .map(|s| {
+                let schema = match &s.input_schema {
+                    Value::Object(m) => m.clone(),
+                    _ => {
+                        let mut m = Map::new();
+                        m.insert("type".into(), json!("object"));
+                        m
+                    }
+                };
+                Tool::new(s.name.clone(), s.description.clone(), Arc::new(schema))
+            })
+            .collect()
+    }
+}
+
+/// The MCP form of a tool result: the JSON as text, and as `structuredContent` when it is an
+/// object.
+pub fn success_result(value: &Value) -> CallToolResult {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    if value.is_object() {
+        r.structured_content = Some(value.clone());
+    }
+    r
+}
+
+/// The MCP form of a typed error: `isError: true`, the envelope as text and structured content.
+pub fn error_result(env: &ErrorEnvelope, request_id: &str) -> CallToolResult {
+    let env = env.clone().with_detail("requestId", request_id);
+    let body = env.to_response_json();
+    let mut text = format!("{}: {}", env.code, env.message);
+    if let Some(h) = &env.hint {
+        text.push_str("\nhint: ");
+        text.push_str(h);
+    }
+    text.push('\n');
+    text.push_str(&body.to_string());
+    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(body);
+    r
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("carapace", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "carapace runs file, shell and messaging tools inside per-session sandboxes. \
+                 Paths are /workspace/... (or relative to /workspace). Pass sessionKey \
+                 (agent:<id>:<rest>) to choose the session.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let parts = context.extensions.get::<http::request::Parts>();
+        let header = |name: &str| {
+            parts
+                .and_then(|p| p.headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let session = header(SESSION_HEADER).or_else(|| self.default_session.clone());
+        let request_id = header(crate::server::REQUEST_ID_HEADER)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let call = ToolCall::from_mcp(&request.name, request.arguments, session);
+        let result = match self.gw.call(call, &request_id, self.transport).await {
+            Ok(v) => success_result(&v),
+            Err(env) => error_result(&env, &request_id),
+        };
+        Ok(CallToolResponse::Complete(result))
+    }
+}
+
+/// Serves MCP on stdin/stdout until the peer closes it.
+pub async fn serve_stdio(
+    gw: Gateway,
+    default_session: Option<String>,
+) -> Result<(), ErrorEnvelope> {
+    let server = McpServer::new(gw, Transport::McpStdio, default_session);
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| mcp_error(format!("MCP stdio handshake failed: {e}")))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| mcp_error(format!("MCP stdio server stopped: {e}")))?;
+    Ok(())
+}
+
+fn mcp_error(msg: String) -> ErrorEnvelope {
+    ErrorEnvelope::new(ErrorCode::Internal, msg)
+}
+
+/// The `/mcp` endpoint: the tower service and a handle that ends its sessions at shutdown.
+pub struct HttpMcp {
+    /// The service to mount.
+    pub service: StreamableHttpService<McpServer, LocalSessionManager>,
+}
+
+impl std::fmt::Debug for HttpMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpMcp")
+    }
+}
+
+impl HttpMcp {
+    /// Builds the endpoint. `loopback_only` keeps rmcp's Host-header check (DNS rebinding
+    /// protection) for a loopback bind; on other binds the bearer token is the guard.
+    pub fn new(gw: Gateway, loopback_only: bool) -> HttpMcp {
+        let mut config = StreamableHttpServerConfig::default();
+        if !loopback_only {
+            config = config.disable_allowed_hosts();
+        }
+        config.max_request_body_bytes =
+            usize::try_from(gw.limits().max_body_bytes).unwrap_or(usize::MAX);
+        let factory_gw = gw.clone();
+        let service = StreamableHttpService::new(
+            move || Ok(McpServer::new(factory_gw.clone(), Transport::McpHttp, None)),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        HttpMcp { service }
+    }
+
+    /// A closure that ends every MCP session (call it when the server shuts down, so open SSE
+    /// streams do not hold the graceful shutdown forever).
+    pub fn shutdown_handle(&self) -> impl Fn() + Send + Sync + 'static {
+        let ct = self.service.config.cancellation_token.clone();
+        move || ct.cancel()
+    }
+}

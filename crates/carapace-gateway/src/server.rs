@@ -1,0 +1,316 @@
+//! The HTTP surface: `POST /tools/invoke`, `/mcp`, `GET /healthz`, `GET /metrics`.
+//!
+//! Every response that is not a success is the SPEC §7 envelope with the status of the one
+//! table in carapace-policy, and carries the request id (header `x-request-id`, and
+//! `requestId` in the body and in `error.details`). The outermost layer guarantees it even for
+//! what the handlers do not produce: a panic becomes `INTERNAL` 500 with a JSON body, axum's
+//! plain-text rejections and empty 404/405s are rewritten into envelopes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use carapace_policy::{ErrorCode, ErrorEnvelope};
+use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use crate::call::ToolCall;
+use crate::gateway::{Gateway, Transport, panic_message};
+
+/// The request id header, read from the client when sane and always echoed.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// MCP over HTTP: the session key for calls whose arguments carry none.
+pub const SESSION_HEADER: &str = "x-carapace-session";
+
+/// The request id of the request being handled (an axum extension).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Builds the envelope response: status from the code, `requestId` in body and details.
+pub fn error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
+    let env = env.clone().with_detail("requestId", request_id);
+    let mut body = env.to_response_json();
+    if let Value::Object(m) = &mut body {
+        m.insert("requestId".into(), Value::String(request_id.to_string()));
+    }
+    let status =
+        StatusCode::from_u16(env.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn request_id_of(req: &Request) -> Arc<str> {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| Arc::from("-"))
+}
+
+/// The routes, with every layer. `mcp` mounts `/mcp` (the streamable HTTP MCP endpoint).
+pub fn router(gw: Gateway, mcp: Option<crate::mcp::HttpMcp>) -> Router {
+    let mut protected = Router::new()
+        .route("/tools/invoke", post(invoke))
+        .route("/metrics", get(metrics));
+    if let Some(m) = mcp {
+        protected = protected.route_service("/mcp", m.service);
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(gw.clone(), auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(gw.clone(), outer))
+        .with_state(gw)
+}
+
+/// Outermost layer: request id, panic → `INTERNAL`, non-JSON errors → envelopes, HTTP metrics.
+async fn outer(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
+    let rid: Arc<str> = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()));
+    let route: &'static str = match req.uri().path() {
+        "/tools/invoke" => "/tools/invoke",
+        "/mcp" => "/mcp",
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        _ => "other",
+    };
+    req.extensions_mut().insert(RequestId(rid.clone()));
+    let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = panic_message(payload);
+            tracing::error!(request_id = %rid, "handler panicked: {what}");
+            error_response(
+                &ErrorEnvelope::new(
+                    ErrorCode::Internal,
+                    "the gateway failed unexpectedly (a bug)",
+                )
+                .with_hint("this is a carapace bug; report it with the request id"),
+                &rid,
+            )
+        }
+    };
+    let status = resp.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
+        resp = envelope_for_bare(resp, &rid).await;
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    let m = gw.metrics();
+    m.http_responses
+        .with_label_values(&[route, resp.status().as_str()])
+        .inc();
+    if let Some(n) = http_body::Body::size_hint(resp.body()).exact() {
+        m.http_bytes_sent.inc_by(n);
+    }
+    resp
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Rewrites a response some inner layer produced without an envelope (axum rejections, rmcp's
+/// transport errors, empty 405s) into one, keeping its status and its text as the message.
+async fn envelope_for_bare(resp: Response, rid: &str) -> Response {
+    let status = resp.status();
+    let (parts, body) = resp.into_parts();
+    let text = match body.collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code = match status.as_u16() {
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::PermissionDenied,
+        404 => ErrorCode::NotFound,
+        413 => ErrorCode::TooLarge,
+        408 | 504 => ErrorCode::Timeout,
+        409 => ErrorCode::AlreadyExists,
+        429 => ErrorCode::ChannelRateLimited,
+        s if (400..500).contains(&s) => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string()
+    } else {
+        text.chars().take(500).collect()
+    };
+    let env = ErrorEnvelope::new(code, message).with_detail("httpStatus", status.as_u16());
+    let mut r = error_response(&env, rid);
+    // Keep the original status (405 stays 405, rmcp's 406 stays 406) and its useful headers.
+    *r.status_mut() = status;
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            r.headers_mut().insert(name, v.clone());
+        }
+    }
+    r
+}
+
+/// Bearer check for everything except `/healthz`.
+async fn auth(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let h = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match gw.check_auth(h) {
+        Ok(()) => next.run(req).await,
+        Err(env) => {
+            let rid = request_id_of(&req);
+            let mut r = error_response(&env, &rid);
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carapace\""),
+            );
+            r
+        }
+    }
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({"ok": true, "status": "ok"}))
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    gw.refresh_gauges();
+    let mut r = Response::new(Body::from(gw.metrics().render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+async fn not_found(req: Request) -> Response {
+    let rid = request_id_of(&req);
+    error_response(
+        &ErrorEnvelope::new(
+            ErrorCode::NotFound,
+            format!("no route {} {}", req.method(), req.uri().path()),
+        )
+        .with_hint("routes: POST /tools/invoke, /mcp, GET /healthz, GET /metrics"),
+        &rid,
+    )
+}
+
+/// `POST /tools/invoke` (OpenClaw-compatible): `{ok: true, result}` or the envelope.
+async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
+    let rid = request_id_of(&req);
+    let limit = gw.limits().max_body_bytes;
+    let too_large = || {
+        ErrorEnvelope::new(
+            ErrorCode::TooLarge,
+            format!("the request body is larger than the gateway's limit of {limit} bytes"),
+        )
+        .with_hint(
+            "raise gateway.maxBodyBytes, or save large media with media_save from a path or URL",
+        )
+        .with_detail("limit", limit)
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return error_response(&too_large(), &rid);
+    }
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let body = match axum::body::to_bytes(req.into_body(), cap).await {
+        Ok(b) => b,
+        Err(e) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let env = if is_limit {
+                too_large()
+            } else {
+                ErrorEnvelope::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot read the request body: {e}"),
+                )
+            };
+            return error_response(&env, &rid);
+        }
+    };
+    let call = match ToolCall::from_invoke_body(&body) {
+        Ok(c) => c,
+        Err(env) => return error_response(&env, &rid),
+    };
+    match gw.call(call, &rid, Transport::Http).await {
+        Ok(result) => json_response(StatusCode::OK, &json!({"ok": true, "result": result})),
+        Err(env) => error_response(&env, &rid),
+    }
+}
+
+/// A bound, not yet serving, gateway listener.
+#[derive(Debug)]
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    /// The address actually bound (port 0 resolved).
+    pub addr: SocketAddr,
+}
+
+/// Binds `addr`. An address in use is `BAD_REQUEST` with a hint, not a bare OS error.
+pub async fn bind(addr: SocketAddr) -> Result<Bound, ErrorEnvelope> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            ErrorCode::PermissionDenied
+        } else {
+            ErrorCode::BadRequest
+        };
+        ErrorEnvelope::new(code, format!("cannot listen on {addr}: {e}"))
+            .with_hint(
+                "is another gateway running? pick another address with --bind or gateway.bind",
+            )
+            .with_detail("bind", addr.to_string())
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ErrorEnvelope::new(ErrorCode::Internal, format!("local_addr: {e}")))?;
+    Ok(Bound { listener, addr })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    bound: Bound,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ErrorEnvelope> {
+    axum::serve(bound.listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ErrorEnvelope::new(ErrorCode::Internal, format!("server error: {e}")))
+}
