@@ -1,0 +1,103 @@
+//! [`SandboxError`]: every failure of the sandbox runtime, with its SPEC §7 code.
+
+use std::path::PathBuf;
+
+use carapace_fs::FsError;
+use carapace_policy::mounts::MountError;
+use carapace_policy::{CarapaceError, ErrorCode};
+use serde_json::{Map, Value};
+
+/// A typed sandbox error.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The backend the policy asks for cannot run here. Never answered by running on the host.
+    #[error("sandbox backend {backend} is unavailable: {reason}")]
+    BackendUnavailable {
+        /// `bwrap`, `docker` or `auto`.
+        backend: String,
+        /// What is missing.
+        reason: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A path refused by the mount table.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    /// A refusal or failure of the safe filesystem layer.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The policy could not be resolved (unknown channel).
+    #[error(transparent)]
+    Resolve(#[from] carapace_policy::resolve::ResolveError),
+    /// Malformed request (env names, workdir that is not a directory...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A configured bind whose host path does not exist.
+    #[error("bind source {path} does not exist")]
+    BindSourceMissing {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// Spawning or waiting for a process failed (a bug or an environment problem).
+    #[error("{op} {program} failed: {source}")]
+    Process {
+        /// What was attempted.
+        op: &'static str,
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CarapaceError for SandboxError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            SandboxError::BackendUnavailable { .. } => ErrorCode::SandboxBackendUnavailable,
+            SandboxError::Mount(e) => e.code(),
+            SandboxError::Fs(e) => e.code(),
+            SandboxError::Resolve(e) => e.code(),
+            SandboxError::BadRequest(_) => ErrorCode::BadRequest,
+            SandboxError::BindSourceMissing { .. } => ErrorCode::ConfigInvalid,
+            SandboxError::Process { .. } => ErrorCode::Internal,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            SandboxError::BackendUnavailable { hint, .. } => Some(hint.clone()),
+            SandboxError::Mount(e) => e.hint(),
+            SandboxError::Fs(e) => e.hint(),
+            SandboxError::Resolve(e) => e.hint(),
+            SandboxError::BindSourceMissing { .. } => Some(
+                "create the directory or remove the bind from agents.*.sandbox.docker.binds".into(),
+            ),
+            _ => None,
+        }
+    }
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            SandboxError::Mount(e) => e.details(),
+            SandboxError::Fs(e) => e.details(),
+            SandboxError::BackendUnavailable {
+                backend, reason, ..
+            } => {
+                let mut m = Map::new();
+                m.insert("backend".into(), backend.clone().into());
+                m.insert("reason".into(), reason.clone().into());
+                m
+            }
+            SandboxError::BindSourceMissing { path } => {
+                let mut m = Map::new();
+                m.insert("path".into(), path.display().to_string().into());
+                m
+            }
+            SandboxError::Process { program, .. } => {
+                let mut m = Map::new();
+                m.insert("program".into(), program.clone().into());
+                m
+            }
+            SandboxError::BadRequest(_) | SandboxError::Resolve(_) => Map::new(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! carapace's sandbox runtime (SPEC §3): backend selection, sandbox directories (created on
+//! first use, seeded OpenClaw-style), the **bwrap** backend, and **unsandboxed** host exec for
+//! sessions the policy leaves unsandboxed.
+//!
+//! Only this crate spawns processes for tools. Mount planning is pure and lives in
+//! `carapace_policy::mounts`; this crate only carries the planned table out.
+//!
+//! Invariants:
+//! - A sandboxed session never runs on the host: a missing or broken backend is
+//!   `SANDBOX_BACKEND_UNAVAILABLE` with an install hint.
+//! - Every process gets the configured umask (set by the shell itself, whatever carapace's own
+//!   umask), a clean environment, cwd `/workspace` (or the requested directory inside a mount),
+//!   a timeout that kills the whole process tree, and an output cap with a truncation flag.
+//! - Sandbox directories are created and seeded through carapace-fs (no link is followed out).
+
+mod backend;
+pub mod bwrap;
+pub mod dirs;
+mod error;
+mod host;
+mod manager;
+mod run;
+
+pub use backend::{
+    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, BoxFuture, ExecOutput, ExecPlan,
+    ExecRequest, Sandbox,
+};
+pub use error::SandboxError;
+pub use host::HostUnsandboxed;
+pub use manager::{ExecParams, SandboxDirInfo, SandboxManager, Session};

@@ -1,0 +1,356 @@
+//! [`SandboxManager`]: the one entry point for "run this for that session". It resolves the
+//! policy, plans the mounts, prepares sandbox directories on first use, picks the backend (never
+//! the host for a sandboxed session) and runs the command.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use carapace_fs::Root;
+use carapace_policy::config::{Backend, WorkspaceAccess};
+use carapace_policy::mounts::{self, Access, MountKind, MountTable};
+use carapace_policy::{Config, EffectiveSandbox, ResolveInput};
+use serde::Serialize;
+
+use crate::backend::{
+    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, ExecOutput, ExecPlan, ExecRequest, Sandbox,
+};
+use crate::bwrap::{Bwrap, HostLayout};
+use crate::dirs;
+use crate::error::SandboxError;
+use crate::host::HostUnsandboxed;
+
+/// One session's resolved policy and mount table, with its directories ready.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The effective policy.
+    pub eff: EffectiveSandbox,
+    /// Its mounts (shared by exec and the file tools).
+    pub table: MountTable,
+    /// `tools.fs.newFileMode`.
+    pub new_file_mode: u32,
+    /// `tools.fs.newDirMode`.
+    pub new_dir_mode: u32,
+}
+
+impl Session {
+    /// Maps an agent path, naming the session's access in read-only refusals.
+    pub fn resolve(
+        &self,
+        path: &str,
+        access: Access,
+    ) -> Result<mounts::Resolved<'_>, SandboxError> {
+        Ok(self
+            .table
+            .resolve_for(path, access, self.eff.workspace_access.value)?)
+    }
+}
+
+/// What `exec` asks for, before defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ExecParams {
+    /// Shell text.
+    pub command: String,
+    /// Working directory (container path or relative to `/workspace`).
+    pub workdir: Option<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Timeout override in seconds.
+    pub timeout_seconds: Option<u64>,
+}
+
+/// A sandbox directory on disk, for `carapace sandbox list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxDirInfo {
+    /// Directory name (the scope slug).
+    pub slug: String,
+    /// Host path.
+    pub path: PathBuf,
+    /// Scope key, when this process has used it.
+    pub scope_key: Option<String>,
+    /// Last modification, seconds since the epoch.
+    pub modified_unix: Option<u64>,
+}
+
+type BwrapProbe = Result<(Arc<Bwrap>, String), String>;
+
+/// The sandbox runtime of one process.
+#[derive(Debug)]
+pub struct SandboxManager {
+    env: BackendEnv,
+    bwrap: OnceLock<BwrapProbe>,
+    prepared: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl Default for SandboxManager {
+    fn default() -> Self {
+        SandboxManager::new()
+    }
+}
+
+impl SandboxManager {
+    /// A manager that looks at the process environment.
+    pub fn new() -> SandboxManager {
+        SandboxManager::with_env(BackendEnv::from_process())
+    }
+
+    /// A manager with an injected environment (tests).
+    pub fn with_env(env: BackendEnv) -> SandboxManager {
+        SandboxManager {
+            env,
+            bwrap: OnceLock::new(),
+            prepared: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn bwrap_probe(&self) -> &BwrapProbe {
+        self.bwrap.get_or_init(|| {
+            let program = self
+                .env
+                .find_program("bwrap")
+                .ok_or_else(|| "bwrap is not installed (not found on PATH)".to_string())?;
+            let layout = HostLayout::detect();
+            let version = crate::bwrap::probe(&program, &layout)?;
+            Ok((Arc::new(Bwrap { program, layout }), version))
+        })
+    }
+
+    /// What the configured backend resolves to here, and whether it can run.
+    pub fn backend_status(&self, configured: Backend) -> BackendStatus {
+        let probe = self.bwrap_probe();
+        let bwrap_path = probe.as_ref().ok().map(|(b, _)| b.program.clone());
+        let unavailable = |selected, detail: String, hint: &str| BackendStatus {
+            configured,
+            selected,
+            available: false,
+            bwrap_path: bwrap_path.clone(),
+            detail,
+            hint: Some(hint.to_string()),
+        };
+        let docker_missing = "the docker backend is not built into this version of carapace";
+        match (configured, probe) {
+            (Backend::Auto | Backend::Bwrap, Ok((_, version))) => BackendStatus {
+                configured,
+                selected: Some(BackendKind::Bwrap),
+                available: true,
+                bwrap_path: bwrap_path.clone(),
+                detail: version.clone(),
+                hint: None,
+            },
+            (Backend::Auto, Err(why)) if self.env.docker_present() => unavailable(
+                Some(BackendKind::Docker),
+                format!("{why}; a Docker engine is present but {docker_missing}"),
+                BWRAP_HINT,
+            ),
+            (Backend::Auto, Err(why)) => unavailable(
+                None,
+                format!("{why}, and no Docker engine socket was found"),
+                BWRAP_HINT,
+            ),
+            (Backend::Bwrap, Err(why)) => unavailable(None, why.clone(), BWRAP_HINT),
+            (Backend::Docker, _) => unavailable(
+                Some(BackendKind::Docker),
+                docker_missing.to_string(),
+                "use backend \"bwrap\" (or \"auto\") with bubblewrap installed",
+            ),
+        }
+    }
+
+    /// The backend that runs `session`'s commands: host exec only when the *policy* says the
+    /// session is unsandboxed; otherwise the selected backend or `SANDBOX_BACKEND_UNAVAILABLE`.
+    pub fn backend_for(&self, session: &Session) -> Result<Arc<dyn Sandbox>, SandboxError> {
+        if !session.eff.sandboxed {
+            return Ok(Arc::new(HostUnsandboxed));
+        }
+        let status = self.backend_status(session.eff.backend.value);
+        match (status.selected, self.bwrap_probe()) {
+            (Some(BackendKind::Bwrap), Ok((b, _))) if status.available => Ok(b.clone()),
+            _ => Err(status.to_error()),
+        }
+    }
+
+    /// Resolves, plans and prepares the session named by `input`.
+    pub fn session(
+        &self,
+        config: &Config,
+        input: &ResolveInput<'_>,
+    ) -> Result<Session, SandboxError> {
+        let eff = config.resolve(input)?;
+        self.prepare(config, eff)
+    }
+
+    /// Plans the mounts of `eff` and makes sure their directories exist (and are seeded) — once
+    /// per directory per process.
+    pub fn prepare(&self, config: &Config, eff: EffectiveSandbox) -> Result<Session, SandboxError> {
+        let table = mounts::plan(&eff);
+        let session = Session {
+            new_file_mode: config.file.tools.fs.new_file_mode.0,
+            new_dir_mode: config.file.tools.fs.new_dir_mode.0,
+            eff,
+            table,
+        };
+        let key = session
+            .table
+            .workspace()
+            .map(|m| m.host_path.clone())
+            .unwrap_or_default();
+        let done = self
+            .prepared
+            .lock()
+            .map(|p| p.contains_key(&key))
+            .unwrap_or(false);
+        if !done {
+            self.prepare_dirs(&session)?;
+            if let Ok(mut p) = self.prepared.lock() {
+                p.insert(key, session.eff.scope_key.clone());
+            }
+        }
+        Ok(session)
+    }
+
+    fn prepare_dirs(&self, s: &Session) -> Result<(), SandboxError> {
+        let dir_mode = s.new_dir_mode;
+        dirs::ensure_dir(&s.eff.agent_workspace.value, dir_mode)?;
+        let seeded = s.table.sandboxed
+            && matches!(
+                s.eff.workspace_access.value,
+                WorkspaceAccess::None | WorkspaceAccess::Ro | WorkspaceAccess::Session
+            );
+        if seeded {
+            dirs::ensure_dir(&s.eff.sandbox_dir, dir_mode)?;
+            let r = dirs::seed(
+                &s.eff.agent_workspace.value,
+                &s.eff.sandbox_dir,
+                s.new_file_mode,
+            )?;
+            if !r.copied.is_empty() {
+                tracing::info!(
+                    "seeded {} into {}: {}",
+                    s.eff.scope_key,
+                    s.eff.sandbox_dir.display(),
+                    r.copied.join(", ")
+                );
+            }
+        }
+        for m in s.table.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+            if !m.host_path.exists() {
+                return Err(SandboxError::BindSourceMissing {
+                    path: m.host_path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets that directories were prepared (the next use re-checks and re-seeds missing
+    /// bootstrap files). bwrap sandboxes themselves are fresh for every command.
+    pub fn forget(&self, sandbox_dir: Option<&Path>) -> usize {
+        let Ok(mut p) = self.prepared.lock() else {
+            return 0;
+        };
+        match sandbox_dir {
+            Some(d) => usize::from(p.remove(d).is_some()),
+            None => {
+                let n = p.len();
+                p.clear();
+                n
+            }
+        }
+    }
+
+    /// Runs a command for `session` with the config's exec defaults.
+    pub async fn exec(
+        &self,
+        config: &Config,
+        session: &Session,
+        params: ExecParams,
+    ) -> Result<ExecOutput, SandboxError> {
+        let backend = self.backend_for(session)?;
+        let workdir = self.workdir(session, params.workdir.as_deref())?;
+        for (k, v) in &params.env {
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return Err(SandboxError::BadRequest(format!(
+                    "environment variable {k:?} has an invalid name or value"
+                )));
+            }
+        }
+        let exec_cfg = &config.file.tools.exec;
+        let timeout = Duration::from_secs(
+            params
+                .timeout_seconds
+                .filter(|t| *t > 0)
+                .unwrap_or(exec_cfg.timeout_seconds),
+        );
+        let plan = ExecPlan {
+            table: session.table.clone(),
+            umask: session.eff.umask.value.0,
+            network: session.eff.docker.network != "none",
+            env: session.eff.docker.env.clone(),
+            host_home: std::env::var_os("HOME").map(PathBuf::from),
+        };
+        let req = ExecRequest {
+            command: params.command,
+            workdir,
+            env: params.env,
+            timeout,
+            max_output_bytes: usize::try_from(exec_cfg.max_output_bytes).unwrap_or(usize::MAX),
+        };
+        backend.exec(&plan, req).await
+    }
+
+    /// The working directory as a normalised container path, checked to be a directory inside
+    /// a mount (through carapace-fs: a symlink planted there is refused, not followed).
+    fn workdir(&self, session: &Session, workdir: Option<&str>) -> Result<String, SandboxError> {
+        let w = workdir.unwrap_or(mounts::WORKSPACE);
+        let r = session.resolve(w, Access::Read)?;
+        if !r.rel.as_os_str().is_empty() {
+            let root = Root::open(&r.mount.host_path)?;
+            root.open_subdir(&r.rel)?;
+        }
+        Ok(r.container_path)
+    }
+
+    /// Sandbox directories under every configured workspace root.
+    pub fn list(&self, config: &Config) -> Result<Vec<SandboxDirInfo>, SandboxError> {
+        let mut roots = BTreeSet::new();
+        let mut agents: Vec<String> = vec!["main".into()];
+        agents.extend(config.file.agents.entries.keys().cloned());
+        agents.extend(config.file.agents.list.iter().filter_map(|a| a.id.clone()));
+        for a in &agents {
+            let eff = config.resolve(&ResolveInput {
+                agent: Some(a),
+                ..ResolveInput::default()
+            })?;
+            roots.insert(eff.workspace_root.value);
+        }
+        let known = self.prepared.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for root in roots {
+            let r = match Root::open(&root) {
+                Ok(r) => r,
+                Err(carapace_fs::FsError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for e in r.list(Path::new(""))? {
+                if !e.meta.is_dir() {
+                    continue;
+                }
+                let path = root.join(&e.name);
+                out.push(SandboxDirInfo {
+                    scope_key: known.get(&path).cloned(),
+                    slug: e.name,
+                    modified_unix: e
+                        .meta
+                        .mtime
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs()),
+                    path,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

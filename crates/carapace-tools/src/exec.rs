@@ -1,0 +1,46 @@
+//! `exec`: `command` (run by `sh -lc`), `workdir?`, `env?`, `timeoutSeconds?` → `exitCode`,
+//! `stdout`, `stderr`, `timedOut`, `truncated` (+ `signal`, `durationMs`, `backend`,
+//! `sandboxed`). A non-zero exit and a timeout are successful calls. Runs in the session's
+//! sandbox, or on the host (said in `backend`/`sandboxed`) only when the policy leaves the
+//! session unsandboxed.
+
+use carapace_sandbox::ExecParams;
+use serde_json::{Value, json};
+
+use crate::args::Args;
+use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
+
+pub(crate) fn spec() -> ToolSpec {
+    ToolSpec {
+        name: "exec".into(),
+        description: "Run a shell command (sh -lc) in the session's sandbox, cwd /workspace. Returns exitCode, stdout, stderr, timedOut, truncated; a non-zero exit is a normal result.".into(),
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "command": {"type": "string"},
+                "workdir": {"type": "string", "description": "Working directory (default /workspace)"},
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                "timeoutSeconds": {"type": "integer", "minimum": 1}
+            },
+            "required": ["command"]
+        }),
+    }
+}
+
+pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
+    let a = Args::new("exec", &call.args)?;
+    let params = ExecParams {
+        command: a.str(&["command", "cmd"])?.to_string(),
+        workdir: a.opt_str(&["workdir", "cwd"])?.map(str::to_string),
+        env: a.opt_string_map("env")?,
+        timeout_seconds: a.opt_u64("timeoutSeconds")?.or(a.opt_u64("timeout")?),
+    };
+    let session = ctx.session(call)?;
+    let out = ctx.sandboxes.exec(&ctx.config, &session, params).await?;
+    serde_json::to_value(out).map_err(|e| {
+        ToolError::new(
+            carapace_policy::ErrorCode::Internal,
+            format!("exec: cannot encode the result: {e}"),
+        )
+    })
+}

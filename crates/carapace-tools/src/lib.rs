@@ -1,0 +1,133 @@
+//! carapace's tool layer: one dispatch ([`invoke`]) over one file per tool. The CLI, the HTTP
+//! `POST /tools/invoke` and MCP all call [`invoke`]; [`tool_specs`] describes the tools for MCP.
+//!
+//! Every path argument is an agent path (`/workspace/…`, `/agent/…`, or relative to
+//! `/workspace`), mapped through the session's mount table (`carapace_policy::mounts`), then
+//! opened beneath the mount's host directory with carapace-fs. So the file tools see exactly
+//! what `exec` sees in the sandbox, a write to a read-only mount is `WORKSPACE_READ_ONLY`, a
+//! path in no mount is `PATH_OUTSIDE_ROOT`, and a symlink planted by sandboxed code never lets a
+//! host-side write escape.
+//!
+//! Adding a tool: one file with `spec()` and `run()`, one arm in [`invoke`], one line in
+//! [`tool_specs`].
+
+mod apply_patch;
+mod args;
+mod edit;
+mod error;
+mod exec;
+mod files;
+mod ls;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use carapace_policy::{Config, ErrorCode, ResolveInput};
+use carapace_sandbox::{SandboxManager, Session};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::ToolError;
+
+/// One tool call, as every surface receives it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    /// Tool name (`read`, `exec`...).
+    pub tool: String,
+    /// Action, for tools that have several (`message`, `browser`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Arguments (a JSON object).
+    #[serde(default)]
+    pub args: Value,
+    /// Session key (`agent:main:telegram:dm:42`).
+    #[serde(default)]
+    pub session_key: Option<String>,
+    /// Explicit agent id (wins over the session key's).
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Explicit channel id (wins over the session key's).
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// Shared state of the tools.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// The sandbox runtime (backend selection, prepared directories).
+    pub sandboxes: Arc<SandboxManager>,
+}
+
+impl ToolContext {
+    /// A context with a fresh sandbox manager.
+    pub fn new(config: Arc<Config>) -> ToolContext {
+        ToolContext {
+            config,
+            sandboxes: Arc::new(SandboxManager::new()),
+        }
+    }
+
+    /// The session a call runs in: policy resolved, mounts planned, directories ready.
+    pub fn session(&self, call: &ToolCall) -> Result<Session, ToolError> {
+        Ok(self.sandboxes.session(
+            &self.config,
+            &ResolveInput {
+                agent: call.agent_id.as_deref(),
+                channel: call.channel.as_deref(),
+                session_key: call.session_key.as_deref(),
+            },
+        )?)
+    }
+}
+
+/// A tool's name, description and JSON schema of its arguments.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// Name.
+    pub name: String,
+    /// One paragraph for the model.
+    pub description: String,
+    /// JSON schema of `args`.
+    pub input_schema: Value,
+}
+
+/// Runs one tool call. An unknown tool is `NOT_FOUND`.
+pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolError> {
+    match call.tool.as_str() {
+        "read" => read::run(ctx, &call),
+        "write" => write::run(ctx, &call),
+        "edit" => edit::run(ctx, &call),
+        "apply_patch" => apply_patch::run(ctx, &call),
+        "ls" => ls::run(ctx, &call),
+        "exec" => exec::run(ctx, &call).await,
+        other => Err(
+            ToolError::new(ErrorCode::NotFound, format!("unknown tool {other:?}"))
+                .with_hint(format!(
+                    "available tools: {}",
+                    tool_specs()
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .with_detail("tool", other),
+        ),
+    }
+}
+
+/// Every tool this crate serves.
+pub fn tool_specs() -> Vec<ToolSpec> {
+    vec![
+        read::spec(),
+        write::spec(),
+        edit::spec(),
+        apply_patch::spec(),
+        ls::spec(),
+        exec::spec(),
+    ]
+}
