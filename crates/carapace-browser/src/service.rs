@@ -1,0 +1,563 @@
+//! [`BrowserService`]: one Chromium process shared by every call, a fresh browser context and
+//! page per call, a cap on concurrent pages, a per-call timeout, and a relaunch when the
+//! process died.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
+    FailRequestParams, RequestPattern, RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams, GetLayoutMetricsParams, NavigateParams,
+    PrintToPdfParams, Viewport,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::error::CdpError;
+use chromiumoxide::handler::HandlerConfig;
+use futures::StreamExt;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::BrowserError;
+use crate::process::{ChromiumProcess, find_chromium};
+use crate::request::{
+    Action, Capture, CaptureRequest, MAX_FULL_PAGE_HEIGHT, PDF_PAPER_INCHES, ScreenshotOptions,
+    png_dimensions,
+};
+use crate::url_policy::{Origin, UrlPolicy, WorkspaceScope};
+
+/// Default `browser.maxPages`.
+pub const DEFAULT_MAX_PAGES: usize = 4;
+/// Default `browser.timeoutSeconds`.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+/// How long Chromium gets to print its DevTools address.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long closing a page and its context may take after the call.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the service needs from the `browser` config section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserSettings {
+    /// `browser.executablePath`; `None` searches PATH.
+    pub executable_path: Option<PathBuf>,
+    /// `browser.allowPrivateNetwork`.
+    pub allow_private_network: bool,
+    /// `browser.maxPages` (at least 1).
+    pub max_pages: usize,
+    /// `browser.timeoutSeconds`, for the whole call (waiting for a page slot included).
+    pub timeout: Duration,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            executable_path: None,
+            allow_private_network: false,
+            max_pages: DEFAULT_MAX_PAGES,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS),
+        }
+    }
+}
+
+impl BrowserSettings {
+    /// From the `browser` section.
+    pub fn from_config(config: &carapace_policy::Config) -> BrowserSettings {
+        let b = &config.file.browser;
+        BrowserSettings {
+            executable_path: b.executable_path.as_ref().map(PathBuf::from),
+            allow_private_network: b.allow_private_network.unwrap_or(false),
+            max_pages: b
+                .max_pages
+                .map_or(DEFAULT_MAX_PAGES, |n| usize::try_from(n.max(1)).unwrap_or(1)),
+            timeout: Duration::from_secs(b.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1)),
+        }
+    }
+}
+
+/// One running Chromium and its DevTools connection.
+struct Instance {
+    browser: chromiumoxide::Browser,
+    handler: JoinHandle<()>,
+    process: StdMutex<ChromiumProcess>,
+}
+
+impl Instance {
+    fn alive(&self) -> bool {
+        if self.handler.is_finished() {
+            return false;
+        }
+        match self.process.lock() {
+            Ok(mut p) => !p.has_exited(),
+            Err(_) => false,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.process.lock().ok().map(|p| p.pid())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.handler.abort();
+        // `process` is dropped after this: it kills the whole process group.
+    }
+}
+
+/// The browser engine. Cheap to share (`Arc`); every call gets its own page.
+pub struct BrowserService {
+    settings: BrowserSettings,
+    slots: Arc<Semaphore>,
+    instance: Mutex<Option<Arc<Instance>>>,
+}
+
+impl std::fmt::Debug for BrowserService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal the request interceptor recorded for the main document.
+type Refusal = Arc<StdMutex<Option<BrowserError>>>;
+
+impl BrowserService {
+    /// A service; Chromium is started by the first call, not here.
+    pub fn new(settings: BrowserSettings) -> BrowserService {
+        let slots = Arc::new(Semaphore::new(settings.max_pages.max(1)));
+        BrowserService {
+            settings,
+            slots,
+            instance: Mutex::new(None),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &BrowserSettings {
+        &self.settings
+    }
+
+    /// The pid (and process group) of the running Chromium, if one runs. For diagnostics and
+    /// the crash-recovery tests.
+    pub async fn chromium_pid(&self) -> Option<u32> {
+        self.instance.lock().await.as_ref().and_then(|i| i.pid())
+    }
+
+    /// Stops Chromium (the next call starts a new one).
+    pub async fn shutdown(&self) {
+        self.instance.lock().await.take();
+    }
+
+    /// The URL policy for a session: this service's private-network switch and the session's
+    /// workspace (for `file:` URLs).
+    pub fn policy(&self, workspace: Option<WorkspaceScope>) -> UrlPolicy {
+        UrlPolicy {
+            allow_private_network: self.settings.allow_private_network,
+            workspace,
+        }
+    }
+
+    /// Runs one call: checks the URL, waits for a page slot, loads, captures. The whole call is
+    /// bounded by `browser.timeoutSeconds` (`TIMEOUT`).
+    pub async fn capture(
+        &self,
+        req: &CaptureRequest,
+        policy: &UrlPolicy,
+    ) -> Result<Capture, BrowserError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let timeout = |phase: &'static str| BrowserError::Timeout {
+            action: req.action.name(),
+            url: req.url.clone(),
+            timeout: self.settings.timeout,
+            phase,
+        };
+        // Refusals first: they need no Chromium.
+        let allowed = tokio::time::timeout_at(deadline, policy.check(&req.url, Origin::Caller))
+            .await
+            .map_err(|_| timeout("checking the URL"))??;
+        let _slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| timeout("waiting for a page slot"))?
+            .map_err(|_| BrowserError::Internal("page slots closed".into()))?;
+
+        let mut relaunched = false;
+        loop {
+            let instance = tokio::time::timeout_at(deadline, self.instance())
+                .await
+                .map_err(|_| timeout("starting Chromium"))??;
+            let res = self
+                .on_page(&instance, req, &allowed.url, policy, deadline)
+                .await;
+            match res {
+                Err(PageError::Cdp(e)) if !relaunched && !instance.alive() => {
+                    tracing::warn!(error = %e, "chromium died during a call; relaunching once");
+                    self.forget(&instance).await;
+                    relaunched = true;
+                }
+                Err(PageError::Cdp(e)) => {
+                    if !instance.alive() {
+                        self.forget(&instance).await;
+                    }
+                    return Err(BrowserError::Internal(e.to_string()));
+                }
+                Err(PageError::Timeout(phase)) => return Err(timeout(phase)),
+                Err(PageError::Browser(e)) => return Err(e),
+                Ok(c) => return Ok(c),
+            }
+        }
+    }
+
+    /// The running instance, started (or restarted, when it died) as needed.
+    async fn instance(&self) -> Result<Arc<Instance>, BrowserError> {
+        let mut guard = self.instance.lock().await;
+        if let Some(i) = guard.as_ref() {
+            if i.alive() {
+                return Ok(i.clone());
+            }
+            tracing::warn!(pid = ?i.pid(), "chromium is gone; starting a new one");
+            guard.take();
+        }
+        let binary = find_chromium(self.settings.executable_path.as_deref())?;
+        let process = ChromiumProcess::launch(&binary, LAUNCH_TIMEOUT).await?;
+        let config = HandlerConfig {
+            ignore_https_errors: false,
+            viewport: None,
+            request_timeout: self.settings.timeout + Duration::from_secs(5),
+            request_intercept: false,
+            cache_enabled: false,
+            ..HandlerConfig::default()
+        };
+        let (browser, mut handler) =
+            chromiumoxide::Browser::connect_with_config(process.ws_url.clone(), config)
+                .await
+                .map_err(|e| BrowserError::LaunchFailed {
+                    path: binary.clone(),
+                    reason: format!("DevTools connection: {e}"),
+                })?;
+        let handler = tokio::spawn(async move {
+            while let Some(ev) = handler.next().await {
+                if let Err(e) = ev {
+                    tracing::debug!(error = %e, "devtools handler");
+                    if matches!(e, CdpError::Ws(_)) {
+                        break;
+                    }
+                }
+            }
+        });
+        let inst = Arc::new(Instance {
+            browser,
+            handler,
+            process: StdMutex::new(process),
+        });
+        *guard = Some(inst.clone());
+        Ok(inst)
+    }
+
+    /// Drops `dead` if it is still the current instance.
+    async fn forget(&self, dead: &Arc<Instance>) {
+        let mut guard = self.instance.lock().await;
+        if guard.as_ref().is_some_and(|i| Arc::ptr_eq(i, dead)) {
+            guard.take();
+        }
+    }
+
+    /// One page in its own browser context; always closed afterwards.
+    async fn on_page(
+        &self,
+        inst: &Instance,
+        req: &CaptureRequest,
+        url: &str,
+        policy: &UrlPolicy,
+        deadline: Instant,
+    ) -> Result<Capture, PageError> {
+        let ctx = within(deadline, "opening a page", async {
+            inst.browser
+                .create_browser_context(CreateBrowserContextParams::default())
+                .await
+        })
+        .await?;
+        let page = within(deadline, "opening a page", async {
+            let mut params = CreateTargetParams::new("about:blank");
+            params.browser_context_id = Some(ctx.clone());
+            inst.browser.new_page(params).await
+        })
+        .await;
+        let res = match &page {
+            Ok(page) => self.run(page, req, url, policy, deadline).await,
+            Err(_) => Err(PageError::Timeout("opening a page")),
+        };
+        cleanup(inst, page.ok(), ctx).await;
+        res
+    }
+
+    async fn run(
+        &self,
+        page: &Page,
+        req: &CaptureRequest,
+        url: &str,
+        policy: &UrlPolicy,
+        deadline: Instant,
+    ) -> Result<Capture, PageError> {
+        let (w, h) = match &req.action {
+            Action::Screenshot(o) => (o.width, o.height),
+            Action::Pdf => (crate::request::DEFAULT_WIDTH, crate::request::DEFAULT_HEIGHT),
+        };
+        let refusal: Refusal = Arc::new(StdMutex::new(None));
+        let guard = within(deadline, "opening a page", async {
+            set_viewport(page, w, h).await?;
+            intercept(page, policy.clone(), refusal.clone()).await
+        })
+        .await?;
+        let _guard = AbortOnDrop(guard);
+
+        // chromiumoxide answers a Page.navigate only once the load lifecycle event fired.
+        let nav = within(deadline, "loading", async {
+            page.execute(NavigateParams::new(url)).await
+        })
+        .await;
+        if let Some(e) = refusal.lock().ok().and_then(|mut r| r.take()) {
+            return Err(PageError::Browser(e));
+        }
+        let nav = nav?;
+        if let Some(err) = nav.result.error_text {
+            return Err(PageError::Browser(BrowserError::NavigationFailed {
+                url: req.url.clone(),
+                reason: err,
+            }));
+        }
+
+        match &req.action {
+            Action::Screenshot(o) => {
+                if o.wait_ms > 0 {
+                    let until = (Instant::now() + Duration::from_millis(o.wait_ms)).min(deadline);
+                    tokio::time::sleep_until(until).await;
+                }
+                within(deadline, "capturing", screenshot(page, &req.url, o)).await
+            }
+            Action::Pdf => within(deadline, "capturing", pdf(page)).await,
+        }
+    }
+}
+
+/// Why one attempt on a page failed.
+enum PageError {
+    /// A typed refusal or failure for the caller.
+    Browser(BrowserError),
+    /// The deadline passed in this phase.
+    Timeout(&'static str),
+    /// A DevTools failure: retried once when Chromium turns out to be dead.
+    Cdp(CdpError),
+}
+
+impl From<CdpError> for PageError {
+    fn from(e: CdpError) -> Self {
+        PageError::Cdp(e)
+    }
+}
+
+impl From<BrowserError> for PageError {
+    fn from(e: BrowserError) -> Self {
+        PageError::Browser(e)
+    }
+}
+
+/// Runs `fut` until `deadline`.
+async fn within<T, E: Into<PageError>>(
+    deadline: Instant,
+    phase: &'static str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, PageError> {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(PageError::Timeout(phase)),
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn cleanup(inst: &Instance, page: Option<Page>, ctx: BrowserContextId) {
+    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, async {
+        if let Some(p) = page {
+            let _ = p.close().await;
+        }
+        let _ = inst.browser.dispose_browser_context(ctx).await;
+    })
+    .await;
+}
+
+async fn set_viewport(page: &Page, width: u32, height: u32) -> Result<(), CdpError> {
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        i64::from(width),
+        i64::from(height),
+        1.0,
+        false,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Pauses every request of the page and lets it go only when the URL policy allows it: the
+/// page, each redirect hop and each subresource. A refused main document is recorded in
+/// `refusal` so the caller gets the typed reason instead of `net::ERR_BLOCKED_BY_CLIENT`.
+async fn intercept(
+    page: &Page,
+    policy: UrlPolicy,
+    refusal: Refusal,
+) -> Result<JoinHandle<()>, CdpError> {
+    let mut events = page.event_listener::<EventRequestPaused>().await?;
+    page.execute(FetchEnableParams {
+        patterns: Some(vec![RequestPattern {
+            url_pattern: Some("*".into()),
+            resource_type: None,
+            request_stage: Some(RequestStage::Request),
+        }]),
+        handle_auth_requests: None,
+    })
+    .await?;
+    let page = page.clone();
+    Ok(tokio::spawn(async move {
+        while let Some(ev) = events.next().await {
+            let page = page.clone();
+            let policy = policy.clone();
+            let refusal = refusal.clone();
+            tokio::spawn(async move {
+                let origin = if ev.resource_type == ResourceType::Document {
+                    Origin::Caller
+                } else {
+                    Origin::Page
+                };
+                match policy.check(&ev.request.url, origin).await {
+                    Ok(_) => {
+                        let _ = page
+                            .execute(ContinueRequestParams::new(ev.request_id.clone()))
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::info!(url = %ev.request.url, error = %e, "browser request refused");
+                        if ev.resource_type == ResourceType::Document
+                            && let Ok(mut r) = refusal.lock()
+                            && r.is_none()
+                        {
+                            *r = Some(e);
+                        }
+                        let _ = page
+                            .execute(FailRequestParams::new(
+                                ev.request_id.clone(),
+                                ErrorReason::BlockedByClient,
+                            ))
+                            .await;
+                    }
+                }
+            });
+        }
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct Rect {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+async fn screenshot(
+    page: &Page,
+    url: &str,
+    o: &ScreenshotOptions,
+) -> Result<Capture, PageError> {
+    let mut params = CaptureScreenshotParams {
+        format: Some(CaptureScreenshotFormat::Png),
+        ..CaptureScreenshotParams::default()
+    };
+    if o.full_page {
+        let m = page.execute(GetLayoutMetricsParams::default()).await?;
+        let content_h = m.result.css_content_size.height.ceil();
+        let h = (content_h as u32).clamp(o.height, MAX_FULL_PAGE_HEIGHT);
+        set_viewport(page, o.width, h).await?;
+    } else if let Some(sel) = &o.selector {
+        let sel_js = serde_json::to_string(sel).map_err(CdpError::from)?;
+        let js = format!(
+            "(() => {{ const e = document.querySelector({sel_js}); if (!e) return null; \
+             e.scrollIntoView({{block: 'start', inline: 'start'}}); \
+             const r = e.getBoundingClientRect(); \
+             if (r.width < 1 || r.height < 1) return null; \
+             return {{x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height}}; }})()"
+        );
+        let rect: Option<Rect> = page
+            .evaluate(js)
+            .await?
+            .into_value()
+            .map_err(CdpError::from)?;
+        let Some(r) = rect else {
+            return Err(PageError::Browser(BrowserError::SelectorNotFound {
+                url: url.to_string(),
+                selector: sel.clone(),
+            }));
+        };
+        params.clip = Some(Viewport {
+            x: r.x,
+            y: r.y,
+            width: r.w,
+            height: r.h.min(f64::from(MAX_FULL_PAGE_HEIGHT)),
+            scale: 1.0,
+        });
+        params.capture_beyond_viewport = Some(true);
+    }
+    let res = page.execute(params).await?;
+    let text: String = res.result.data.clone().into();
+    let bytes = decode_b64(&text)?;
+    let (width, height) = png_dimensions(&bytes)
+        .ok_or_else(|| BrowserError::Internal("Chromium returned something that is not a PNG".into()))?;
+    Ok(Capture {
+        bytes,
+        mime: "image/png",
+        width,
+        height,
+    })
+}
+
+async fn pdf(page: &Page) -> Result<Capture, PageError> {
+    let (pw, ph) = PDF_PAPER_INCHES;
+    let params = PrintToPdfParams {
+        print_background: Some(true),
+        paper_width: Some(pw),
+        paper_height: Some(ph),
+        ..PrintToPdfParams::default()
+    };
+    let bytes = page.pdf(params).await?;
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(BrowserError::Internal("Chromium returned something that is not a PDF".into()).into());
+    }
+    Ok(Capture {
+        bytes,
+        mime: "application/pdf",
+        width: (pw * 72.0).round() as u32,
+        height: (ph * 72.0).round() as u32,
+    })
+}
+
+/// CDP `Binary` values are base64 text.
+fn decode_b64(text: &str) -> Result<Vec<u8>, PageError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| PageError::Browser(BrowserError::Internal(format!("screenshot data: {e}"))))
+}
