@@ -16,6 +16,7 @@
 mod backend;
 pub mod bwrap;
 pub mod dirs;
+pub mod docker;
 mod error;
 mod host;
 mod manager;

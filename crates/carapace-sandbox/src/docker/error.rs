@@ -80,7 +80,7 @@ impl DockerError {
                 message,
             } => DockerError::Engine {
                 op: op.into(),
-                status: u16::try_from(status_code).ok(),
+                status: Some(status_code),
                 message,
             },
             B::SocketNotFoundError(path) => DockerError::Unavailable {
@@ -198,10 +198,7 @@ impl From<DockerError> for SandboxError {
         match e {
             DockerError::Fs(fs) => SandboxError::Fs(fs),
             DockerError::InvalidSetting { .. } | DockerError::NotSandboxed { .. } => {
-                SandboxError::BadRequest(format!(
-                    "{e}; {}",
-                    e.hint().unwrap_or_default()
-                ))
+                SandboxError::BadRequest(format!("{e}; {}", e.hint().unwrap_or_default()))
             }
             other => SandboxError::BackendUnavailable {
                 backend: "docker".into(),

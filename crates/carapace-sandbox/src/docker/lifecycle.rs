@@ -15,17 +15,15 @@
 use std::collections::HashMap;
 
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StartContainerOptions,
+    InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
 };
-use carapace_policy::config::Scope;
 use carapace_policy::{Config, ResolveInput};
 use serde::Serialize;
 
 use super::error::DockerError;
 use super::registry::RegistryEntry;
 use super::spec::{
-    self, ContainerPlan, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS, LABEL_SANDBOX,
+    ContainerPlan, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS, LABEL_SANDBOX,
     LABEL_SCOPE_KEY, LABEL_SESSION_KEY,
 };
 use super::{DockerBackend, Warm};
@@ -177,11 +175,7 @@ impl DockerBackend {
                 .unwrap_or_default();
             let hash = label(&labels, LABEL_CONFIG_HASH).to_string();
             let created: i64 = label(&labels, LABEL_CREATED_AT_MS).parse().unwrap_or(0);
-            let running = c
-                .state
-                .as_ref()
-                .and_then(|s| s.running)
-                .unwrap_or(false);
+            let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
             let id = c.id.unwrap_or_else(|| name.to_string());
             if hash == plan.config_hash {
                 action = if running {
@@ -315,10 +309,7 @@ impl DockerBackend {
 
     async fn start(&self, name: &str) -> Result<(), DockerError> {
         let d = self.client().await?;
-        match d
-            .start_container(name, None::<StartContainerOptions>)
-            .await
-        {
+        match d.start_container(name, None::<StartContainerOptions>).await {
             Ok(()) => Ok(()),
             Err(e) => match DockerError::from_bollard(format!("start container {name}"), e) {
                 e if e.status() == Some(304) => Ok(()), // already started
@@ -392,18 +383,18 @@ impl DockerBackend {
                 name,
             };
             info.hot = info.running && now - info.last_used_at_ms < HOT_WINDOW_MS;
-            if let Some(cfg) = config {
-                if let Some(plan) = self.expected_plan(cfg, &info) {
-                    let matches = plan.config_hash == info.config_hash;
-                    if !matches {
-                        info.note = Some(format!(
-                            "config changed; recreate to apply: {}",
-                            plan.recreate_command()
-                        ));
-                    }
-                    info.expected_hash = Some(plan.config_hash);
-                    info.config_match = Some(matches);
+            if let Some(cfg) = config
+                && let Some(plan) = self.expected_plan(cfg, &info)
+            {
+                let matches = plan.config_hash == info.config_hash;
+                if !matches {
+                    info.note = Some(format!(
+                        "config changed; recreate to apply: {}",
+                        plan.recreate_command()
+                    ));
                 }
+                info.expected_hash = Some(plan.config_hash);
+                info.config_match = Some(matches);
             }
             out.push(info);
         }
@@ -526,9 +517,4 @@ impl DockerBackend {
         }
         Ok(report)
     }
-}
-
-/// The recreate command for a scope (re-exported for `explain`).
-pub fn recreate_command(scope: Scope, scope_key: &str, agent_id: &str) -> String {
-    spec::recreate_command(scope, scope_key, agent_id)
 }

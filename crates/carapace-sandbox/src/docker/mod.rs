@@ -132,15 +132,15 @@ impl DockerBackend {
             .get_or_try_init(|| async {
                 let d = Docker::connect_with_defaults()
                     .map_err(|e| DockerError::from_bollard("connect", e))?;
-                d.negotiate_version()
-                    .await
-                    .map_err(|e| match DockerError::from_bollard("version", e) {
+                d.negotiate_version().await.map_err(|e| {
+                    match DockerError::from_bollard("version", e) {
                         DockerError::Engine { message, .. } => DockerError::Unavailable {
                             host: error::docker_host(),
                             reason: message,
                         },
                         other => other,
-                    })
+                    }
+                })
             })
             .await
     }

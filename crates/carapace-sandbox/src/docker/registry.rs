@@ -70,7 +70,10 @@ impl Registry {
     pub fn get(&self, name: &str) -> Option<RegistryEntry> {
         let bytes = self
             .root
-            .read(&Self::file(name), &ReadOptions::default().with_max(64 * 1024))
+            .read(
+                &Self::file(name),
+                &ReadOptions::default().with_max(64 * 1024),
+            )
             .ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -88,7 +91,10 @@ impl Registry {
 
     /// Forgets `name` (absent is fine).
     pub fn remove(&self, name: &str) -> Result<(), DockerError> {
-        match self.root.remove(&Self::file(name), &RemoveOptions::default()) {
+        match self
+            .root
+            .remove(&Self::file(name), &RemoveOptions::default())
+        {
             Ok(_) | Err(FsError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }

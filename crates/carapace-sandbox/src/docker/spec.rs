@@ -321,7 +321,7 @@ pub fn parse_memory(s: &str) -> Result<i64, DockerError> {
     let n: f64 = num.trim().parse().map_err(|_| bad())?;
     let bytes = n * mult;
     // The engine's own minimum is 6 MiB.
-    if !bytes.is_finite() || bytes < 6.0 * 1024.0 * 1024.0 || bytes > 9.0e18 {
+    if !bytes.is_finite() || !(6.0 * 1024.0 * 1024.0..=9.0e18).contains(&bytes) {
         return Err(bad());
     }
     Ok(bytes as i64)
@@ -425,7 +425,10 @@ mod tests {
         assert_eq!(labels[LABEL_SCOPE_KEY], "agent:main");
         assert_eq!(labels[LABEL_CREATED_AT_MS], "42");
         assert_eq!(labels[LABEL_CONFIG_HASH], p.config_hash);
-        assert_eq!(p.recreate_command(), "carapace sandbox recreate --agent main");
+        assert_eq!(
+            p.recreate_command(),
+            "carapace sandbox recreate --agent main"
+        );
     }
 
     #[test]
@@ -441,7 +444,11 @@ mod tests {
             r#"{agents:{defaults:{sandbox:{mode:"all",workspaceAccess:"ro"}}}}"#,
             r#"{agents:{defaults:{sandbox:{mode:"all",docker:{readOnlyRoot:false}}}}}"#,
         ] {
-            assert_ne!(plan_of(changed, "agent:main:x").config_hash, a.config_hash, "{changed}");
+            assert_ne!(
+                plan_of(changed, "agent:main:x").config_hash,
+                a.config_hash,
+                "{changed}"
+            );
         }
         let prefixed = plan_of(
             r#"{agents:{defaults:{sandbox:{mode:"all",docker:{containerPrefix:"openclaw-sbx-"}}}}}"#,
