@@ -1,0 +1,28 @@
+//! carapace's media store and outbound reader (SPEC §5, §6).
+//!
+//! - [`MediaStore`]: saves bytes, streams, imported files and downloads into the media
+//!   directory through carapace-fs. Names are `<sanitized-original>---<uuid>.<ext>` (or
+//!   `<uuid>.<ext>`), the type is sniffed from the bytes first, files get `media.fileMode`
+//!   (default 0644) and directories 0755 by construction, whatever the umask.
+//! - [`download`]: http(s) only, streamed to disk, capped, at most 5 redirects, every address of
+//!   every hop checked (private/loopback refused unless `media.allowPrivateNetwork`) and the
+//!   connection pinned to the checked addresses.
+//! - [`outbound`]: the ordered checks of SPEC §6 on one pinned fd, which becomes the
+//!   [`carapace_channels::Attachment`] — the file is never re-opened by path and never read
+//!   whole into memory.
+//!
+//! Errors are [`MediaError`], which implements [`carapace_policy::CarapaceError`].
+
+#![forbid(unsafe_code)]
+
+pub mod dims;
+pub mod download;
+mod error;
+pub mod netguard;
+pub mod outbound;
+pub mod sniff;
+mod store;
+
+pub use error::MediaError;
+pub use outbound::{AllowedRoot, Mount, OutboundFile, OutboundPolicy, open_outbound};
+pub use store::{MediaEntry, MediaSettings, MediaStore, SavedMedia, sanitize_stem};
