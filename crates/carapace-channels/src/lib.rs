@@ -20,6 +20,8 @@ mod secret;
 mod target;
 
 pub mod discord;
+pub mod inbox;
+pub mod matrix;
 pub mod slack;
 pub mod telegram;
 pub mod webhook;
