@@ -10,6 +10,7 @@
 //!   on merged-/usr systems, read-only binds otherwise), and a short list of `/etc` files a shell
 //!   and common tools need (no `/etc/shadow`, no host secrets).
 //! - `/proc`, a minimal `/dev`, tmpfs `/tmp` (1777), then the session's mount table in order.
+//! - `--remount-ro /`: the sandbox's own root (a tmpfs of mount points) is read-only.
 //! - `--chdir` to the working directory (default `/workspace`); the environment is cleared by
 //!   the caller (`env_clear`) and only the listed variables are passed.
 //! - The umask is set by the shell itself: `sh -lc 'umask 0022<newline><command>'`, so it holds
@@ -143,6 +144,10 @@ pub fn bwrap_args(layout: &HostLayout, plan: &ExecPlan, req: &ExecRequest) -> Ve
         a.push(m.host_path.clone().into_os_string());
         a.push(m.container_path.clone().into());
     }
+    // The root itself (bwrap's tmpfs holding the mount points) is read-only too: nothing but
+    // the writable mounts and /tmp can be written.
+    a.push("--remount-ro".into());
+    a.push("/".into());
     a.push("--chdir".into());
     a.push(req.workdir.clone().into());
     a.push("--".into());

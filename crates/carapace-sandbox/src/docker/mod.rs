@@ -62,6 +62,9 @@ pub struct DockerOptions {
     pub state_dir: PathBuf,
     /// The clock used for created / last-used times and the hot window.
     pub clock: Clock,
+    /// Engine address (`unix:///path` or `tcp://host:port`); `None`: `$DOCKER_HOST`, else
+    /// `/var/run/docker.sock`.
+    pub docker_host: Option<String>,
 }
 
 impl DockerOptions {
@@ -70,6 +73,7 @@ impl DockerOptions {
         DockerOptions {
             state_dir: state_dir.into(),
             clock: system_clock(),
+            docker_host: None,
         }
     }
 }
@@ -78,6 +82,7 @@ impl std::fmt::Debug for DockerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DockerOptions")
             .field("state_dir", &self.state_dir)
+            .field("docker_host", &self.docker_host)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +106,7 @@ pub struct DockerBackend {
     docker: tokio::sync::OnceCell<Docker>,
     registry: Registry,
     clock: Clock,
+    docker_host: Option<String>,
     warm: Mutex<HashMap<String, Warm>>,
     /// Serialises the slow path (inspect / create / start / remove) within this process.
     slow: tokio::sync::Mutex<()>,
@@ -121,6 +127,7 @@ impl DockerBackend {
             docker: tokio::sync::OnceCell::new(),
             registry: Registry::open(&opts.state_dir)?,
             clock: opts.clock,
+            docker_host: opts.docker_host,
             warm: Mutex::new(HashMap::new()),
             slow: tokio::sync::Mutex::new(()),
         })
@@ -143,6 +150,11 @@ impl DockerBackend {
                 })
             })
             .await
+    }
+
+    /// The engine address this backend talks to.
+    pub fn host(&self) -> String {
+        self.docker_host.clone().unwrap_or_else(error::docker_host)
     }
 
     /// Checks that the engine answers (`/_ping` after version negotiation).

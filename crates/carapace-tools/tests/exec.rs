@@ -1,0 +1,184 @@
+//! `exec` semantics on real bwrap (and host exec): exit codes, timeouts that kill the whole
+//! tree, the output cap, env and workdir.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use carapace_policy::ErrorCode;
+use common::*;
+use serde_json::json;
+
+const S: &str = "agent:main:telegram:dm:1";
+
+fn sandboxed(extra: &str) -> Env {
+    env(r#"mode: "all", workspaceAccess: "session""#, extra)
+}
+
+#[tokio::test]
+async fn nonzero_exit_is_a_result() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let e = sandboxed("");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "echo out; echo err >&2; exit 7"}),
+    )
+    .await;
+    assert_eq!(v["exitCode"], 7);
+    assert_eq!(v["stdout"], "out\n");
+    assert_eq!(v["stderr"], "err\n");
+    assert_eq!(v["timedOut"], false);
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["sandboxed"], true);
+    assert_eq!(v["backend"], "bwrap");
+}
+
+/// The timeout kills grandchildren too: a grandchild's side effect (even one that left the
+/// session with setsid, or ignores SIGTERM) never happens.
+async fn timeout_kills_tree(e: &Env, check: impl Fn(&str) -> bool) {
+    let cmd = "(sleep 2; echo late > late1) & setsid sh -c 'trap \"\" TERM; sleep 2; echo late > late2' & sh -c 'sleep 2; echo late > late3' & sleep 30";
+    let t = Instant::now();
+    let v = ok(e, S, "exec", json!({"command": cmd, "timeoutSeconds": 1})).await;
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(v["timedOut"], true);
+    assert_eq!(v["exitCode"], 137);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for f in ["late1", "late2", "late3"] {
+        assert!(check(f), "{f} was written after the timeout");
+    }
+}
+
+#[tokio::test]
+async fn timeout_kills_grandchildren_bwrap() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let e = sandboxed("");
+    let dir = slug_dir(&e, S);
+    timeout_kills_tree(&e, |f| !dir.join(f).exists()).await;
+}
+
+#[tokio::test]
+async fn timeout_kills_group_on_host() {
+    // Host exec: the process group is killed. (A setsid'd grandchild can escape on the host;
+    // that is documented, and why mode "off" says "unsandboxed".)
+    let e = env(r#"mode: "off""#, "");
+    let cmd = "(sleep 2; echo late > late1) & sh -c 'sleep 2; echo late > late3' & sleep 30";
+    let v = ok(&e, S, "exec", json!({"command": cmd, "timeoutSeconds": 1})).await;
+    assert_eq!(v["timedOut"], true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!e.ws.join("late1").exists());
+    assert!(!e.ws.join("late3").exists());
+}
+
+#[tokio::test]
+async fn output_cap_sets_truncated() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let e = sandboxed("tools: { exec: { maxOutputBytes: 1000 } }");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "head -c 5000 /dev/zero | tr '\\0' a; echo done >&2"}),
+    )
+    .await;
+    assert_eq!(v["exitCode"], 0);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(v["stderr"], "done\n");
+    // An endless producer is bounded by the timeout, output still capped.
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "yes", "timeoutSeconds": 1}),
+    )
+    .await;
+    assert_eq!(v["timedOut"], true);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["stdout"].as_str().unwrap().len(), 1000);
+}
+
+#[tokio::test]
+async fn clean_env_workdir_and_env_args() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    // SAFETY of the test: only this test binary's env; a marker that must not leak.
+    let e = sandboxed("");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "mkdir -p sub/dir; env | sort", "env": {"FOO": "bar"}}),
+    )
+    .await;
+    let out = v["stdout"].as_str().unwrap();
+    assert!(out.contains("FOO=bar\n"), "{out}");
+    assert!(out.contains("HOME=/workspace\n"), "{out}");
+    assert!(!out.contains("CARGO"), "host env leaked: {out}");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "pwd", "workdir": "sub/dir"}),
+    )
+    .await;
+    assert_eq!(v["stdout"], "/workspace/sub/dir\n");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "pwd", "workdir": "/agent"}),
+    )
+    .await;
+    assert_eq!(v["stdout"], "/agent\n");
+    assert_eq!(
+        err(&e, S, "exec", json!({"command": "pwd", "workdir": "/etc"})).await,
+        ErrorCode::PathOutsideRoot
+    );
+    assert_eq!(
+        err(&e, S, "exec", json!({"command": "pwd", "workdir": "nope"})).await,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        err(
+            &e,
+            S,
+            "exec",
+            json!({"command": "true", "env": {"A=B": "x"}})
+        )
+        .await,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(err(&e, S, "exec", json!({})).await, ErrorCode::BadRequest);
+    // A symlinked workdir planted by the sandbox is refused, not followed.
+    sh(&e, S, "ln -s /agent linkdir").await;
+    let c = err(
+        &e,
+        S,
+        "exec",
+        json!({"command": "pwd", "workdir": "linkdir"}),
+    )
+    .await;
+    assert!(
+        matches!(c, ErrorCode::SymlinkRefused | ErrorCode::PathOutsideRoot),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tool_is_not_found() {
+    let e = env(r#"mode: "off""#, "");
+    assert_eq!(
+        err(&e, S, "frobnicate", json!({})).await,
+        ErrorCode::NotFound
+    );
+}
