@@ -495,17 +495,25 @@ async fn screenshot(
     } else if let Some(sel) = &o.selector {
         let sel_js = serde_json::to_string(sel).map_err(CdpError::from)?;
         let js = format!(
-            "(() => {{ const e = document.querySelector({sel_js}); if (!e) return null; \
+            "(() => {{ let e; try {{ e = document.querySelector({sel_js}); }} catch (_) {{ return 'invalid'; }} \
+             if (!e) return 'null'; \
              e.scrollIntoView({{block: 'start', inline: 'start'}}); \
              const r = e.getBoundingClientRect(); \
-             if (r.width < 1 || r.height < 1) return null; \
-             return {{x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height}}; }})()"
+             if (r.width < 1 || r.height < 1) return 'null'; \
+             return JSON.stringify({{x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height}}); }})()"
         );
-        let rect: Option<Rect> = page
+        // A string always: chromiumoxide reports a bare `null` result as an error.
+        let text: String = page
             .evaluate(js)
             .await?
             .into_value()
             .map_err(CdpError::from)?;
+        if text == "invalid" {
+            return Err(PageError::Browser(BrowserError::BadRequest(format!(
+                "selector {sel:?} is not a valid CSS selector"
+            ))));
+        }
+        let rect: Option<Rect> = serde_json::from_str(&text).map_err(CdpError::from)?;
         let Some(r) = rect else {
             return Err(PageError::Browser(BrowserError::SelectorNotFound {
                 url: url.to_string(),

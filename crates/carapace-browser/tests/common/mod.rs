@@ -36,10 +36,12 @@ html,body{margin:0;padding:0;background:#ffffff}
 #bottom{position:absolute;left:0;bottom:0;width:100%;height:100px;background:rgb(0,0,255)}
 </style></head><body><div id="tall"><div id="bottom"></div></div></body></html>"#;
 
-/// The loopback server; counts hits on `/hit.png`.
+/// The loopback server; counts hits on `/hit.png` and the most `/slow` requests in flight.
 pub struct Server {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    pub slow_now: Arc<AtomicUsize>,
+    pub slow_max: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -48,6 +50,12 @@ impl Server {
     }
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+    pub fn slow_max(&self) -> usize {
+        self.slow_max.load(Ordering::SeqCst)
+    }
+    pub fn reset_slow(&self) {
+        self.slow_max.store(0, Ordering::SeqCst);
     }
 }
 
@@ -71,7 +79,24 @@ pub fn red_png() -> Vec<u8> {
 pub async fn serve() -> Server {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
+    let slow_now = Arc::new(AtomicUsize::new(0));
+    let slow_max = Arc::new(AtomicUsize::new(0));
+    let (sn, sm) = (slow_now.clone(), slow_max.clone());
     let app = Router::new()
+        .route(
+            // Takes 1.5 s; records how many are served at once.
+            "/slow",
+            get(move || {
+                let (sn, sm) = (sn.clone(), sm.clone());
+                async move {
+                    let now = sn.fetch_add(1, Ordering::SeqCst) + 1;
+                    sm.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    sn.fetch_sub(1, Ordering::SeqCst);
+                    html(BOX_PAGE)
+                }
+            }),
+        )
         .route("/box", get(|| async { html(BOX_PAGE) }))
         .route("/tall", get(|| async { html(TALL_PAGE) }))
         .route(
@@ -115,7 +140,12 @@ pub async fn serve() -> Server {
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    Server { addr, hits }
+    Server {
+        addr,
+        hits,
+        slow_now,
+        slow_max,
+    }
 }
 
 /// A service that may load loopback pages (the test server), with a short timeout.
