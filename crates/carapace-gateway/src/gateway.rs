@@ -185,14 +185,16 @@ impl Gateway {
         *self.inner.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
-    /// Refreshes gauges that are read, not counted.
+    /// Refreshes gauges that are read, not counted. When the backend cannot count its
+    /// sandboxes, the `exec` calls running now are the count (a bwrap sandbox lives exactly as
+    /// long as its command).
     pub fn refresh_gauges(&self) {
-        if let Some(n) = self.slot().backend.sandboxes_alive() {
-            self.inner
-                .metrics
-                .sandboxes_alive
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        let m = &self.inner.metrics;
+        let n = match self.slot().backend.sandboxes_alive() {
+            Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            None => m.execs_in_flight.get(),
+        };
+        m.sandboxes_alive.set(n);
     }
 
     /// Runs one tool call: unknown tool → `NOT_FOUND`; the call runs in its own task under the
@@ -220,6 +222,10 @@ impl Gateway {
         let budget = self.limits().request_timeout;
         let started = Instant::now();
         m.in_flight.inc();
+        let is_exec = call.tool == "exec";
+        if is_exec {
+            m.execs_in_flight.inc();
+        }
         let task = tokio::spawn(slot.backend.invoke(call.clone()));
         let result = match tokio::time::timeout(budget, task).await {
             Ok(Ok(r)) => r,
@@ -252,6 +258,9 @@ impl Gateway {
             .with_detail("budgetSeconds", budget.as_secs())),
         };
         m.in_flight.dec();
+        if is_exec {
+            m.execs_in_flight.dec();
+        }
         let elapsed = started.elapsed();
         let outcome = match &result {
             Ok(_) => "ok",

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod reload;
 pub mod run;
 pub mod server;
+pub mod tools_backend;
 
 pub use call::{BackendFactory, ToolBackend, ToolCall, ToolSpec};
 pub use gateway::{Gateway, Limits, Transport};

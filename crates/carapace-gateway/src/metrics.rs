@@ -23,6 +23,8 @@ pub struct Metrics {
     pub sandboxes_alive: IntGauge,
     /// Tool calls running now.
     pub in_flight: IntGauge,
+    /// `exec` calls running now.
+    pub execs_in_flight: IntGauge,
     /// Config reloads by result (`applied`, `rejected`).
     pub reloads: IntCounterVec,
 }
@@ -73,6 +75,8 @@ impl Metrics {
         )?;
         let sandboxes_alive = IntGauge::new("carapace_sandboxes_alive", "Sandboxes alive")?;
         let in_flight = IntGauge::new("carapace_tool_calls_in_flight", "Tool calls running now")?;
+        let execs_in_flight =
+            IntGauge::new("carapace_exec_calls_in_flight", "exec calls running now")?;
         let reloads = IntCounterVec::new(
             Opts::new(
                 "carapace_config_reloads_total",
@@ -87,6 +91,7 @@ impl Metrics {
         registry.register(Box::new(channel_bytes_sent.clone()))?;
         registry.register(Box::new(sandboxes_alive.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(execs_in_flight.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         Ok(Metrics {
             registry,
@@ -97,6 +102,7 @@ impl Metrics {
             channel_bytes_sent,
             sandboxes_alive,
             in_flight,
+            execs_in_flight,
             reloads,
         })
     }

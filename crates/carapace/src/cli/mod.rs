@@ -5,6 +5,8 @@
 //! one arm in [`run`].
 
 mod config;
+mod gateway;
+mod mcp;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,13 @@ enum Command {
     /// Validate or show the configuration.
     #[command(subcommand)]
     Config(config::ConfigCmd),
+    /// Start the gateway on the embedded defaults; prints the address, token and MCP setup.
+    Up(gateway::UpArgs),
+    /// Run the gateway (`carapace gateway run [--bind ADDR]`).
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCmd),
+    /// MCP server on stdio (for MCP clients that start their servers).
+    Mcp(mcp::McpArgs),
 }
 
 /// Runs the parsed command line.
@@ -57,5 +66,8 @@ pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
     };
     match cli.command {
         Command::Config(cmd) => config::run(cmd, &global).await,
+        Command::Up(args) => gateway::up(args, &global).await,
+        Command::Gateway(cmd) => gateway::run(cmd, &global).await,
+        Command::Mcp(args) => mcp::run(args, &global).await,
     }
 }

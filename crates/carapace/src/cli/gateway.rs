@@ -1,0 +1,141 @@
+//! `carapace up` and `carapace gateway run`: the gateway (HTTP `/tools/invoke`, `/mcp`,
+//! `/healthz`, `/metrics`) on the embedded defaults or the config file.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carapace_gateway::auth::TokenSource;
+use carapace_gateway::{Ready, RunOptions};
+use carapace_policy::ErrorEnvelope;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::Global;
+use crate::context::{config_path, load_config};
+use crate::output::emit_ok;
+
+/// `carapace gateway ...`
+#[derive(Debug, Subcommand)]
+pub enum GatewayCmd {
+    /// Run the gateway in the foreground (the explicit form of `carapace up`).
+    Run(UpArgs),
+}
+
+/// Options of `carapace up` / `carapace gateway run`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Listen address (default: gateway.bind, else 127.0.0.1:18789). Port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
+    /// Do not watch the config file for changes.
+    #[arg(long)]
+    no_reload: bool,
+}
+
+/// Runs a `gateway` subcommand.
+pub async fn run(cmd: GatewayCmd, g: &Global) -> Result<(), ErrorEnvelope> {
+    match cmd {
+        GatewayCmd::Run(args) => up(args, g).await,
+    }
+}
+
+/// `carapace up`: start on whatever is configured (nothing configured = embedded defaults:
+/// state dir created, token generated, loopback bind), print how to connect, serve until
+/// SIGINT/SIGTERM.
+pub async fn up(args: UpArgs, g: &Global) -> Result<(), ErrorEnvelope> {
+    let config = load_config(g.config.as_deref(), true)?;
+    let (path, _) = config_path(g.config.as_deref());
+    let flag = g.config.clone();
+    let json = g.json;
+    carapace_gateway::run(RunOptions {
+        config,
+        config_path: path,
+        loader: Arc::new(move || load_config(flag.as_deref(), false)),
+        factory: carapace_gateway::tools_backend::tools_factory(),
+        bind: args.bind,
+        reload_interval: (!args.no_reload).then_some(Duration::from_secs(1)),
+        on_ready: Box::new(move |r: &Ready| announce(json, r)),
+    })
+    .await
+}
+
+fn announce(json: bool, r: &Ready) {
+    let base = format!("http://{}", r.addr);
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "carapace".into());
+    let (token_where, token_path) = match &r.token.source {
+        TokenSource::Config => ("gateway.auth.token in the config".to_string(), None),
+        TokenSource::File { path, created } => (
+            format!(
+                "{} ({}, mode 0600)",
+                path.display(),
+                if *created {
+                    "generated now"
+                } else {
+                    "existing"
+                }
+            ),
+            Some(path.display().to_string()),
+        ),
+    };
+    // The real token goes only to a terminal; logs and pipes get a placeholder.
+    let shown = if std::io::stdout().is_terminal() {
+        r.token.expose().to_string()
+    } else {
+        "<token>".to_string()
+    };
+    let stdio_snippet = json!({"mcpServers": {"carapace": {
+        "command": exe, "args": ["mcp"],
+        "env": {"CARAPACE_STATE_DIR": r.state_dir.display().to_string()}
+    }}});
+    let http_snippet = json!({"mcpServers": {"carapace": {
+        "type": "http", "url": format!("{base}/mcp"),
+        "headers": {"Authorization": format!("Bearer {shown}")}
+    }}});
+    let value = json!({
+        "address": base,
+        "invokeUrl": format!("{base}/tools/invoke"),
+        "mcpUrl": format!("{base}/mcp"),
+        "tokenSource": match r.token.source { TokenSource::Config => "config", TokenSource::File { .. } => "file" },
+        "tokenPath": token_path,
+        "stateDir": r.state_dir.display().to_string(),
+        "configPath": r.config_path.display().to_string(),
+        "auditLog": r.audit_path.display().to_string(),
+        "pid": std::process::id(),
+    });
+    let token_cmd = match &token_path {
+        Some(p) => format!("$(cat {p})"),
+        None => "$CARAPACE_TOKEN".to_string(),
+    };
+    let config_note = if r.config_path.exists() {
+        "watched; valid edits apply live"
+    } else {
+        "not present: embedded defaults; create it and it is picked up live"
+    };
+    let human = format!(
+        "carapace gateway listening on {base}  (Ctrl-C to stop)\n\
+         \x20 token:  {token_where}\n\
+         \x20 state:  {}\n\
+         \x20 config: {} ({config_note})\n\
+         \x20 audit:  {}\n\
+         \n\
+         Invoke a tool over HTTP:\n\
+         \x20 curl -sS {base}/tools/invoke -H \"Authorization: Bearer {token_cmd}\" \\\n\
+         \x20      -H 'content-type: application/json' -d '{{\"tool\":\"ls\",\"args\":{{}}}}'\n\
+         \n\
+         Connect an MCP client over stdio (it starts its own `carapace mcp`):\n\
+         {}\n\
+         \n\
+         Connect an MCP client over streamable HTTP:\n\
+         {}\n",
+        r.state_dir.display(),
+        r.config_path.display(),
+        r.audit_path.display(),
+        serde_json::to_string_pretty(&stdio_snippet).unwrap_or_default(),
+        serde_json::to_string_pretty(&http_snippet).unwrap_or_default(),
+    );
+    emit_ok(json, value, &human);
+}
