@@ -24,5 +24,5 @@ pub mod sniff;
 mod store;
 
 pub use error::MediaError;
-pub use outbound::{AllowedRoot, Mount, OutboundFile, OutboundPolicy, open_outbound};
+pub use outbound::{AllowedRoot, OutboundFile, OutboundPolicy, display_name, open_outbound};
 pub use store::{MediaEntry, MediaSettings, MediaStore, SavedMedia, sanitize_stem};

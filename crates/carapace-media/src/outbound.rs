@@ -19,20 +19,12 @@ use std::path::{Component, Path, PathBuf};
 
 use carapace_channels::Attachment;
 use carapace_fs::{FsError, ReadOptions, Root};
+use carapace_policy::mounts::{Access, MountKind, MountTable, plan};
 use carapace_policy::{Config, EffectiveSandbox};
 
 use crate::MediaError;
 use crate::dims::{head, image_dimensions};
 use crate::sniff::{self, SNIFF_BYTES};
-
-/// One entry of the session's mount table as the outbound reader needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Path inside the sandbox (`/workspace`, `/agent`).
-    pub container: PathBuf,
-    /// Host directory behind it.
-    pub host: PathBuf,
-}
 
 /// A directory files may be sent from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,48 +35,38 @@ pub struct AllowedRoot {
     pub host: PathBuf,
 }
 
-/// The policy of one send: allowed roots, the session's mounts and `allowOwnerOnly`.
+/// The policy of one send: allowed roots, the session's mount table and `allowOwnerOnly`.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
     /// Allowed roots.
     pub roots: Vec<AllowedRoot>,
-    /// Container path → host path mapping of the session.
-    pub mounts: Vec<Mount>,
+    /// The session's mounts (`carapace_policy::mounts::plan`): container path → host path.
+    pub table: Option<MountTable>,
     /// Send owner-only files too.
     pub allow_owner_only: bool,
 }
 
 impl OutboundPolicy {
-    /// The policy for a session: the media dir, `extraRoots`, the agent workspace and — when
-    /// the session is sandboxed — its sandbox dir. Mounts: `/workspace` is the agent workspace
-    /// when the session is not sandboxed; sandboxed sessions get their mount table from the
-    /// caller (see [`OutboundPolicy::with_mounts`]).
-    pub fn from_config(config: &Config, session: Option<&EffectiveSandbox>) -> OutboundPolicy {
+    /// The policy for a session whose mounts are `table`: allowed roots are the media dir,
+    /// the host dirs of `/workspace` and `/agent` in the table, and `extraRoots` (user binds
+    /// are not roots unless listed there).
+    pub fn new(config: &Config, table: Option<MountTable>) -> OutboundPolicy {
         let p = &config.file.tools.message.outbound_media_policy;
         let mut roots = vec![AllowedRoot {
             kind: "media".into(),
             host: config.media_dir(),
         }];
-        let workspace = session.map_or_else(
-            || config.agent_workspace("main").value,
-            |s| s.agent_workspace.value.clone(),
-        );
-        roots.push(AllowedRoot {
-            kind: "workspace".into(),
-            host: workspace.clone(),
-        });
-        let mut mounts = Vec::new();
-        match session {
-            Some(s) if s.sandboxed => {
-                roots.push(AllowedRoot {
-                    kind: "sandbox".into(),
-                    host: s.sandbox_dir.clone(),
-                });
-            }
-            _ => mounts.push(Mount {
-                container: PathBuf::from("/workspace"),
-                host: workspace,
-            }),
+        for m in table.iter().flat_map(|t| t.mounts.iter()) {
+            let kind = match (m.kind, table.as_ref().is_some_and(|t| t.sandboxed)) {
+                (MountKind::Workspace, true) => "sandbox",
+                (MountKind::Workspace, false) => "workspace",
+                (MountKind::Agent, _) => "agent",
+                (MountKind::Bind, _) => continue,
+            };
+            roots.push(AllowedRoot {
+                kind: kind.into(),
+                host: m.host_path.clone(),
+            });
         }
         for r in &p.extra_roots {
             roots.push(AllowedRoot {
@@ -94,66 +76,55 @@ impl OutboundPolicy {
         }
         OutboundPolicy {
             roots,
-            mounts,
+            table,
             allow_owner_only: p.allow_owner_only,
         }
     }
 
-    /// Replaces the mount table (the sandboxed session's, from the mount planner). The host
-    /// dirs of `/workspace` and `/agent` become allowed roots.
-    pub fn with_mounts(mut self, mounts: Vec<Mount>) -> OutboundPolicy {
-        for m in &mounts {
-            if (m.container == Path::new("/workspace") || m.container == Path::new("/agent"))
-                && !self.roots.iter().any(|r| r.host == m.host)
-            {
-                self.roots.push(AllowedRoot {
-                    kind: if m.container == Path::new("/agent") {
-                        "agent".into()
-                    } else {
-                        "workspace".into()
-                    },
-                    host: m.host.clone(),
-                });
-            }
+    /// The policy of the session `eff` (mounts planned by `carapace_policy::mounts::plan`).
+    /// A sandboxed session's agent workspace is an allowed root too (it is the session's
+    /// workspace on the host even when it is mounted read-only or not at all).
+    pub fn for_session(config: &Config, eff: &EffectiveSandbox) -> OutboundPolicy {
+        let mut p = OutboundPolicy::new(config, Some(plan(eff)));
+        if !p.roots.iter().any(|r| r.host == eff.agent_workspace.value) {
+            p.roots.push(AllowedRoot {
+                kind: "workspace".into(),
+                host: eff.agent_workspace.value.clone(),
+            });
         }
-        self.mounts = mounts;
-        self
+        p
     }
 
-    /// Maps `path` to a host path (step 1, lexical part).
+    /// Maps `path` to a host path (step 1, lexical part): agent paths through the mount table,
+    /// other absolute paths as host paths (with no `..`).
     pub fn host_path(&self, path: &str) -> Result<PathBuf, MediaError> {
-        if path.is_empty() || path.contains('\0') {
+        if path.trim().is_empty() || path.contains('\0') {
             return Err(MediaError::BadRequest(format!(
                 "{path:?} is not a file path"
             )));
         }
+        if let Some(t) = &self.table
+            && t.is_agent_path(path)
+        {
+            let r = t
+                .resolve(path, Access::Read)
+                .map_err(|e| MediaError::BadRequest(e.to_string()))?;
+            return Ok(r.host_path());
+        }
         let p = Path::new(path);
+        if !p.is_absolute() {
+            // Relative to /workspace but outside every mount once normalised (`../x`).
+            return Err(match &self.table {
+                Some(_) => self.outside(path),
+                None => MediaError::BadRequest(format!(
+                    "{path:?} is relative to /workspace, but this session has no /workspace mount"
+                )),
+            });
+        }
         if p.components().any(|c| c == Component::ParentDir) {
             return Err(self.outside(path));
         }
-        let container = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            Path::new("/workspace").join(p)
-        };
-        let mapped = self
-            .mounts
-            .iter()
-            .filter_map(|m| {
-                container
-                    .strip_prefix(&m.container)
-                    .ok()
-                    .map(|rel| (m.container.components().count(), m.host.join(rel)))
-            })
-            .max_by_key(|(n, _)| *n)
-            .map(|(_, h)| h);
-        match mapped {
-            Some(h) => Ok(h),
-            None if p.is_absolute() => Ok(p.to_path_buf()),
-            None => Err(MediaError::BadRequest(format!(
-                "{path:?} is relative to /workspace, but this session has no /workspace mount"
-            ))),
-        }
+        Ok(p.to_path_buf())
     }
 
     /// The allowed root containing `host` (the most specific one) and the path beneath it.
@@ -269,6 +240,13 @@ mod tests {
     use super::*;
 
     fn policy() -> OutboundPolicy {
+        use carapace_policy::mounts::Mount;
+        let m = |host: &str, c: &str, kind| Mount {
+            host_path: host.into(),
+            container_path: c.into(),
+            writable: true,
+            kind,
+        };
         OutboundPolicy {
             roots: vec![
                 AllowedRoot {
@@ -284,16 +262,13 @@ mod tests {
                     host: "/s/ws/sb".into(),
                 },
             ],
-            mounts: vec![
-                Mount {
-                    container: "/workspace".into(),
-                    host: "/s/ws/sb/x".into(),
-                },
-                Mount {
-                    container: "/agent".into(),
-                    host: "/s/ws".into(),
-                },
-            ],
+            table: Some(MountTable {
+                sandboxed: true,
+                mounts: vec![
+                    m("/s/ws/sb/x", "/workspace", MountKind::Workspace),
+                    m("/s/ws", "/agent", MountKind::Agent),
+                ],
+            }),
             allow_owner_only: false,
         }
     }
@@ -321,7 +296,6 @@ mod tests {
             p.host_path("/etc/hostname").unwrap(),
             PathBuf::from("/etc/hostname")
         );
-        assert!(p.host_path("../x").is_err());
         assert!(p.host_path("/s/media/../../etc/passwd").is_err());
         let (r, rel) = p.root_of(Path::new("/s/ws/sb/x/a.png")).unwrap();
         assert_eq!(

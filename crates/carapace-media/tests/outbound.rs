@@ -8,7 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use carapace_media::{AllowedRoot, Mount, OutboundPolicy, open_outbound};
+use carapace_media::{AllowedRoot, OutboundPolicy, open_outbound};
+use carapace_policy::mounts::{Mount, MountKind, MountTable};
 use carapace_policy::{CarapaceError, ErrorCode};
 use common::*;
 
@@ -48,10 +49,15 @@ fn policy(f: &Fx) -> OutboundPolicy {
                 host: f.ws.clone(),
             },
         ],
-        mounts: vec![Mount {
-            container: "/workspace".into(),
-            host: f.ws.clone(),
-        }],
+        table: Some(MountTable {
+            sandboxed: false,
+            mounts: vec![Mount {
+                host_path: f.ws.clone(),
+                container_path: "/workspace".into(),
+                writable: true,
+                kind: MountKind::Workspace,
+            }],
+        }),
         allow_owner_only: false,
     }
 }
