@@ -20,6 +20,7 @@ mod secret;
 mod target;
 
 pub mod discord;
+pub mod from_config;
 pub mod inbox;
 pub mod matrix;
 pub mod slack;
