@@ -11,7 +11,7 @@ use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
-    FailRequestParams, RequestPattern, RequestStage,
+    FailRequestParams, FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::cdp::browser_protocol::page::{
@@ -34,7 +34,7 @@ use crate::request::{
     Action, Capture, CaptureRequest, MAX_FULL_PAGE_HEIGHT, PDF_PAPER_INCHES, ScreenshotOptions,
     png_dimensions,
 };
-use crate::url_policy::{Origin, UrlPolicy, WorkspaceScope};
+use crate::url_policy::{Decision, Origin, UrlPolicy, WorkspaceScope};
 
 /// Default `browser.maxPages`.
 pub const DEFAULT_MAX_PAGES: usize = 4;
@@ -414,7 +414,8 @@ async fn set_viewport(page: &Page, width: u32, height: u32) -> Result<(), CdpErr
 }
 
 /// Pauses every request of the page and lets it go only when the URL policy allows it: the
-/// page, each redirect hop and each subresource. A refused main document is recorded in
+/// page, each redirect hop and each subresource. Workspace files are served from the fd that
+/// passed the checks (`Fetch.fulfillRequest`): Chromium never opens a path itself. A refused main document is recorded in
 /// `refusal` so the caller gets the typed reason instead of `net::ERR_BLOCKED_BY_CLIENT`.
 async fn intercept(
     page: &Page,
@@ -432,26 +433,47 @@ async fn intercept(
     })
     .await?;
     let page = page.clone();
+    // In Chromium a page's main frame id is its target id.
+    let main_frame = page.target_id().inner().clone();
     Ok(tokio::spawn(async move {
         while let Some(ev) = events.next().await {
             let page = page.clone();
+            let main_frame = main_frame.clone();
             let policy = policy.clone();
             let refusal = refusal.clone();
             tokio::spawn(async move {
-                let origin = if ev.resource_type == ResourceType::Document {
+                // The main frame's document (the URL, its redirects, script navigations of
+                // the top page) is the caller's; frames and everything else are the page's.
+                let main_document = ev.resource_type == ResourceType::Document
+                    && ev.frame_id.inner() == main_frame.as_str();
+                let origin = if main_document {
                     Origin::Caller
                 } else {
                     Origin::Page
                 };
-                match policy.check(&ev.request.url, origin).await {
-                    Ok(_) => {
+                match policy.decide(&ev.request.url, origin).await {
+                    Ok(Decision::Continue) => {
                         let _ = page
                             .execute(ContinueRequestParams::new(ev.request_id.clone()))
                             .await;
                     }
+                    Ok(Decision::Fulfil { body, mime }) => {
+                        use base64::Engine as _;
+                        let mut f = FulfillRequestParams::new(ev.request_id.clone(), 200);
+                        f.response_headers = Some(vec![
+                            HeaderEntry::new("Content-Type", mime),
+                            HeaderEntry::new("Content-Length", body.len().to_string()),
+                        ]);
+                        f.body = Some(
+                            base64::engine::general_purpose::STANDARD
+                                .encode(&body)
+                                .into(),
+                        );
+                        let _ = page.execute(f).await;
+                    }
                     Err(e) => {
                         tracing::info!(url = %ev.request.url, error = %e, "browser request refused");
-                        if ev.resource_type == ResourceType::Document
+                        if main_document
                             && let Ok(mut r) = refusal.lock()
                             && r.is_none()
                         {

@@ -19,10 +19,58 @@ use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use carapace_fs::{FsError, HardlinkPolicy, ReadOptions, Root, SymlinkPolicy};
+use carapace_fs::{FsError, HardlinkPolicy, ReadOptions, Root, SymlinkPolicy, VerifiedFile};
 use url::{Host, Url};
 
 use crate::error::BrowserError;
+
+/// Largest workspace file the browser loads (page or subresource).
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What to do with one request the page makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Let Chromium fetch it (a checked http(s) URL, or an inert scheme).
+    Continue,
+    /// Serve these bytes (a workspace file, read from the fd that passed the checks).
+    Fulfil {
+        /// The file's content.
+        body: Vec<u8>,
+        /// Content type guessed from the extension.
+        mime: &'static str,
+    },
+}
+
+/// The content type Chromium is told for a workspace file, from its extension.
+pub fn mime_for_path(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("html" | "htm") => "text/html",
+        Some("xhtml") => "application/xhtml+xml",
+        Some("css") => "text/css",
+        Some("js" | "mjs") => "text/javascript",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("avif") => "image/avif",
+        Some("ico") => "image/x-icon",
+        Some("bmp") => "image/bmp",
+        Some("woff") => "font/woff",
+        Some("woff2") => "font/woff2",
+        Some("ttf") => "font/ttf",
+        Some("otf") => "font/otf",
+        Some("pdf") => "application/pdf",
+        Some("xml") => "application/xml",
+        Some("txt" | "md" | "csv" | "log") => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
 
 /// What a URL names, once parsed and checked for scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,19 +215,37 @@ impl WorkspaceScope {
     /// stay inside; hardlinked files refused, as for anything whose bytes leave carapace).
     /// Returns the host path Chromium is given.
     pub fn map_file_url(&self, url: &str, path: &Path) -> Result<PathBuf, BrowserError> {
+        let (rel, _) = self.open(url, path)?;
+        Ok(self.root.host_path().join(rel))
+    }
+
+    /// Like [`WorkspaceScope::map_file_url`], then reads the file from the fd that passed the
+    /// checks (at most [`MAX_FILE_BYTES`]): what Chromium is served instead of opening the
+    /// path itself, so a symlink swapped in after the check changes nothing.
+    pub fn read_file_url(&self, url: &str, path: &Path) -> Result<Vec<u8>, BrowserError> {
+        let (_, mut f) = self.open(url, path)?;
+        f.read_capped(Some(MAX_FILE_BYTES))
+            .map_err(|source| BrowserError::FileRefused {
+                url: url.to_string(),
+                source,
+            })
+    }
+
+    fn open(&self, url: &str, path: &Path) -> Result<(PathBuf, VerifiedFile), BrowserError> {
         let rel = self.relative(path);
         let opts = ReadOptions {
-            max_bytes: None,
+            max_bytes: Some(MAX_FILE_BYTES),
             symlinks: SymlinkPolicy::FollowInside,
             hardlinks: HardlinkPolicy::Refuse,
         };
-        self.root
+        let f = self
+            .root
             .open_file(&rel, &opts)
             .map_err(|source| BrowserError::FileRefused {
                 url: url.to_string(),
                 source,
             })?;
-        Ok(self.root.host_path().join(rel))
+        Ok((rel, f))
     }
 
     /// The path relative to the workspace when it lies under the container prefix or the host
@@ -219,6 +285,26 @@ pub struct Allowed {
 }
 
 impl UrlPolicy {
+    /// Decides one request of the page: refused, let through, or served from the workspace.
+    pub async fn decide(&self, raw: &str, origin: Origin) -> Result<Decision, BrowserError> {
+        match parse_target(raw, origin)? {
+            Target::File { path, .. } => {
+                let Some(ws) = &self.workspace else {
+                    return Err(no_workspace(raw, path));
+                };
+                let body = ws.read_file_url(raw, &path)?;
+                Ok(Decision::Fulfil {
+                    body,
+                    mime: mime_for_path(&path),
+                })
+            }
+            Target::Inert | Target::Net { .. } => {
+                self.check(raw, origin).await?;
+                Ok(Decision::Continue)
+            }
+        }
+    }
+
     /// Checks `raw`; resolves http(s) hosts (every address must pass).
     pub async fn check(&self, raw: &str, origin: Origin) -> Result<Allowed, BrowserError> {
         match parse_target(raw, origin)? {
@@ -254,13 +340,7 @@ impl UrlPolicy {
             }
             Target::File { path, .. } => {
                 let Some(ws) = &self.workspace else {
-                    return Err(BrowserError::FileRefused {
-                        url: raw.to_string(),
-                        source: FsError::InvalidPath {
-                            path,
-                            reason: "this session has no workspace for file URLs",
-                        },
-                    });
+                    return Err(no_workspace(raw, path));
                 };
                 let host_path = ws.map_file_url(raw, &path)?;
                 let url = Url::from_file_path(&host_path).map_err(|()| {
@@ -271,5 +351,15 @@ impl UrlPolicy {
                 })
             }
         }
+    }
+}
+
+fn no_workspace(raw: &str, path: PathBuf) -> BrowserError {
+    BrowserError::FileRefused {
+        url: raw.to_string(),
+        source: FsError::InvalidPath {
+            path,
+            reason: "this session has no workspace for file URLs",
+        },
     }
 }
