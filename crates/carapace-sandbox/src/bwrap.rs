@@ -126,6 +126,10 @@ pub fn bwrap_args(layout: &HostLayout, plan: &ExecPlan, req: &ExecRequest) -> Ve
             }
         }
     }
+    // bwrap would create /etc as 0700 for the binds below; make it a normal directory.
+    for s in ["--perms", "0755", "--dir", "/etc"] {
+        a.push(s.into());
+    }
     let etc = ETC_MINIMAL
         .iter()
         .chain(if plan.network { ETC_NETWORK } else { &[] });

@@ -334,7 +334,7 @@ impl SandboxManager {
                 Err(e) => return Err(e.into()),
             };
             for e in r.list(Path::new(""))? {
-                if !e.meta.is_dir() {
+                if !e.meta.is_dir() || !looks_like_slug(&e.name) {
                     continue;
                 }
                 let path = root.join(&e.name);
@@ -352,5 +352,20 @@ impl SandboxManager {
             }
         }
         Ok(out)
+    }
+}
+
+/// `<base>-<8 hex>`: the shape of a scope slug (other directories under the workspace root,
+/// such as the Docker backend's registry, are not sandboxes).
+fn looks_like_slug(name: &str) -> bool {
+    match name.rsplit_once('-') {
+        Some((base, hash)) => {
+            !base.is_empty()
+                && hash.len() == 8
+                && hash
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        }
+        None => false,
     }
 }

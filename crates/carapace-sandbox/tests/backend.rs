@@ -1,0 +1,173 @@
+//! Backend selection: never a silent host run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use carapace_policy::config::Backend;
+use carapace_policy::{CarapaceError, Config, ErrorCode, LoadEnv, ResolveInput};
+use carapace_sandbox::{BackendEnv, BackendKind, ExecParams, SandboxManager};
+
+fn config(dir: &std::path::Path, sandbox: &str) -> Config {
+    let var = |_: &str| None;
+    Config::parse(
+        &format!(
+            r#"{{ agents: {{ defaults: {{ workspace: "{0}/ws", sandbox: {{ workspaceRoot: "{0}/sbx", {sandbox} }} }} }} }}"#,
+            dir.display()
+        ),
+        "t.json5",
+        &LoadEnv { var: &var, home: "/h", state_dir: dir.join("state") },
+    )
+    .unwrap()
+}
+
+fn no_backends(dir: &std::path::Path) -> SandboxManager {
+    SandboxManager::with_env(BackendEnv {
+        path: Some(dir.join("empty-path").into_os_string()),
+        docker_host: None,
+        docker_socket: dir.join("no-docker.sock"),
+    })
+}
+
+const S: &str = "agent:main:telegram:dm:1";
+
+#[tokio::test]
+async fn missing_bwrap_is_unavailable_never_host() {
+    let t = tempfile::tempdir().unwrap();
+    for backend in ["auto", "bwrap", "docker"] {
+        let cfg = config(t.path(), &format!(r#"mode: "all", backend: "{backend}""#));
+        let m = no_backends(t.path());
+        let s = m
+            .session(
+                &cfg,
+                &ResolveInput {
+                    session_key: Some(S),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let e = m
+            .exec(
+                &cfg,
+                &s,
+                ExecParams {
+                    command: "touch /tmp/should-not-exist-carapace".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SandboxBackendUnavailable, "{backend}");
+        assert!(
+            e.hint().unwrap().contains("install") || e.hint().unwrap().contains("bwrap"),
+            "{backend}: {:?}",
+            e.hint()
+        );
+        assert_eq!(e.to_envelope().details["backend"], backend);
+    }
+    assert!(!std::path::Path::new("/tmp/should-not-exist-carapace").exists());
+}
+
+#[tokio::test]
+async fn auto_with_docker_socket_reports_docker() {
+    let t = tempfile::tempdir().unwrap();
+    let sock = t.path().join("docker.sock");
+    std::fs::write(&sock, "").unwrap();
+    let m = SandboxManager::with_env(BackendEnv {
+        path: Some(PathBuf::from("/nonexistent").into_os_string()),
+        docker_host: None,
+        docker_socket: sock,
+    });
+    let st = m.backend_status(Backend::Auto);
+    assert_eq!(st.selected, Some(BackendKind::Docker));
+    assert!(!st.available);
+    assert_eq!(st.to_error().code(), ErrorCode::SandboxBackendUnavailable);
+}
+
+#[tokio::test]
+async fn unsandboxed_policy_runs_on_host_without_backend() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(t.path(), r#"mode: "non-main""#);
+    let m = no_backends(t.path());
+    // The main session is unsandboxed by policy: host exec, labelled.
+    let s = m
+        .session(
+            &cfg,
+            &ResolveInput {
+                session_key: Some("agent:main:main"),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let out = m
+        .exec(
+            &cfg,
+            &s,
+            ExecParams {
+                command: "echo ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_str(), out.sandboxed, out.backend),
+        ("ok\n", false, BackendKind::HostUnsandboxed)
+    );
+    // Another session of the same agent is sandboxed: refused, not run on the host.
+    let s = m
+        .session(
+            &cfg,
+            &ResolveInput {
+                session_key: Some(S),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let e = m
+        .exec(
+            &cfg,
+            &s,
+            ExecParams {
+                command: "echo ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SandboxBackendUnavailable);
+}
+
+#[tokio::test]
+async fn bwrap_available_here() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let m = SandboxManager::new();
+    let st = m.backend_status(Backend::Auto);
+    assert!(st.available, "{st:?}");
+    assert_eq!(st.selected, Some(BackendKind::Bwrap));
+    assert!(st.detail.contains("bubblewrap"), "{}", st.detail);
+}
+
+#[tokio::test]
+async fn missing_bind_source_is_typed() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(
+        t.path(),
+        &format!(
+            r#"mode: "all", docker: {{ binds: ["{}/nope:/data:ro"] }}"#,
+            t.path().display()
+        ),
+    );
+    let m = no_backends(t.path());
+    let e = m
+        .session(
+            &cfg,
+            &ResolveInput {
+                session_key: Some(S),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ConfigInvalid);
+}
