@@ -7,6 +7,8 @@
 mod config;
 mod gateway;
 mod mcp;
+mod sandbox;
+mod tool;
 
 use std::path::PathBuf;
 
@@ -56,6 +58,12 @@ enum Command {
     Gateway(gateway::GatewayCmd),
     /// MCP server on stdio (for MCP clients that start their servers).
     Mcp(mcp::McpArgs),
+    /// Run a tool in-process (`carapace tool invoke exec --args '{"command": "ls"}'`).
+    #[command(subcommand)]
+    Tool(tool::ToolCmd),
+    /// Sandboxes: list, explain (policy, why, mounts, backend), recreate.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCmd),
 }
 
 /// Runs the parsed command line.
@@ -69,5 +77,7 @@ pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
         Command::Up(args) => gateway::up(args, &global).await,
         Command::Gateway(cmd) => gateway::run(cmd, &global).await,
         Command::Mcp(args) => mcp::run(args, &global).await,
+        Command::Tool(cmd) => tool::run(cmd, &global).await,
+        Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
     }
 }
