@@ -63,6 +63,24 @@ impl Root {
         atomic_write::write(self, rel, Source::Reader(src), opts, true)
     }
 
+    /// Read-modify-write of a regular file: reads it with `read` (same checks as
+    /// [`Root::read`]), hands the bytes to `f`, and when `f` returns new content writes it
+    /// atomically with `write` (the file keeps its mode). `Ok(None)` when `f` changed nothing.
+    /// Last writer wins: a concurrent writer between the read and the rename is not detected.
+    pub fn edit<E: From<FsError>>(
+        &self,
+        rel: &Path,
+        read: &ReadOptions,
+        write: &WriteOptions,
+        f: impl FnOnce(Vec<u8>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<Option<WriteOutcome>, E> {
+        let old = self.read(rel, read)?;
+        match f(old)? {
+            Some(new) => Ok(Some(self.write(rel, &new, write)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Copies a regular file from `src` (another root, or this one) to `dst_rel` here, through
     /// the same checks as a read and the same atomic write. The copy gets the destination's
     /// mode policy (an existing file's mode, else `new_file_mode`), never the source's mode.

@@ -41,20 +41,25 @@ pub(crate) fn open(
     }
 }
 
-/// True when this kernel lets us use `openat2` with `RESOLVE_BENEATH` (probed once; seccomp
-/// filters that answer `ENOSYS`/`EPERM` count as "no").
-pub(crate) fn openat2_available() -> bool {
+/// True when this kernel lets us use `openat2` with `RESOLVE_BENEATH`, probed on `dir` (a root
+/// being opened). Definite answers are cached for the process: success, or `ENOSYS`/`EPERM`
+/// (old kernels, seccomp filters); any other error is not cached and counts as "no" this once.
+pub(crate) fn openat2_available(dir: BorrowedFd<'_>) -> bool {
     static PROBE: OnceLock<bool> = OnceLock::new();
-    *PROBE.get_or_init(|| {
-        rustix::fs::openat2(
-            rustix::fs::CWD,
-            ".",
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::DIRECTORY,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        )
-        .is_ok()
-    })
+    if let Some(v) = PROBE.get() {
+        return *v;
+    }
+    match rustix::fs::openat2(
+        dir,
+        ".",
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::DIRECTORY,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(_) => *PROBE.get_or_init(|| true),
+        Err(Errno::NOSYS | Errno::PERM) => *PROBE.get_or_init(|| false),
+        Err(_) => false,
+    }
 }
 
 /// A directory fd that is either the root's own (borrowed) or one we opened.

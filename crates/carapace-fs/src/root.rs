@@ -41,12 +41,6 @@ impl Root {
 
     /// Opens `path` as a root with an explicit resolver choice.
     pub fn open_with(path: &Path, resolver: Resolver) -> Result<Root, FsError> {
-        let mech = match resolver {
-            Resolver::Auto if resolve::openat2_available() => Mechanism::Openat2,
-            Resolver::Auto | Resolver::Fallback => Mechanism::Fallback,
-            Resolver::Openat2 if resolve::openat2_available() => Mechanism::Openat2,
-            Resolver::Openat2 => return Err(FsError::ResolverUnavailable("openat2")),
-        };
         let fd = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -75,6 +69,12 @@ impl Root {
             },
             e => from_errno("open root", path, e),
         })?;
+        let mech = match resolver {
+            Resolver::Auto if resolve::openat2_available(fd.as_fd()) => Mechanism::Openat2,
+            Resolver::Auto | Resolver::Fallback => Mechanism::Fallback,
+            Resolver::Openat2 if resolve::openat2_available(fd.as_fd()) => Mechanism::Openat2,
+            Resolver::Openat2 => return Err(FsError::ResolverUnavailable("openat2")),
+        };
         Ok(Root {
             fd,
             host: path.to_path_buf(),

@@ -457,3 +457,82 @@ fn permission_denied_names_owner_mode_and_uid() {
         assert!(e.hint().unwrap().contains("0600"));
     }
 }
+
+#[test]
+fn edit_keeps_mode_and_reports_no_change() {
+    for r in resolvers() {
+        let fx = Fixture::new();
+        let root = fx.root(r);
+        std::fs::write(fx.root_path.join("e.txt"), b"hello world").unwrap();
+        std::fs::set_permissions(
+            fx.root_path.join("e.txt"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        let o = root
+            .edit(
+                p("e.txt"),
+                &ReadOptions::default(),
+                &WriteOptions::default(),
+                |b| {
+                    Ok::<_, FsError>(Some(
+                        String::from_utf8(b)
+                            .unwrap()
+                            .replace("world", "there")
+                            .into_bytes(),
+                    ))
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((o.mode, o.created), (0o640, false));
+        assert_eq!(
+            std::fs::read(fx.root_path.join("e.txt")).unwrap(),
+            b"hello there"
+        );
+        let none = root
+            .edit(
+                p("e.txt"),
+                &ReadOptions::default(),
+                &WriteOptions::default(),
+                |_| Ok::<_, FsError>(None),
+            )
+            .unwrap();
+        assert!(none.is_none());
+        assert_eq!(
+            code(root.edit(
+                p("missing"),
+                &ReadOptions::default(),
+                &WriteOptions::default(),
+                |_| Ok::<_, FsError>(None)
+            )),
+            ErrorCode::NotFound
+        );
+    }
+}
+
+#[test]
+fn privileged_replace_keeps_the_owner() {
+    if !carapace_testkit::require_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    for r in resolvers() {
+        let fx = Fixture::new();
+        let root = fx.root(r);
+        let f = fx.root_path.join("theirs");
+        std::fs::write(&f, b"old").unwrap();
+        std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+        root.write(p("theirs"), b"new", &WriteOptions::default())
+            .unwrap();
+        let md = std::fs::metadata(&f).unwrap();
+        assert_eq!((md.uid(), md.gid()), (65534, 65534));
+        // A new file is ours.
+        root.write(p("mine"), b"new", &WriteOptions::default())
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(fx.root_path.join("mine")).unwrap().uid(),
+            0
+        );
+    }
+}

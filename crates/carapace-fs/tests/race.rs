@@ -14,7 +14,7 @@ use carapace_fs::*;
 use common::*;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
-const ROUNDS: usize = 800;
+const ROUNDS: usize = 500;
 
 fn swapper(
     a: std::path::PathBuf,
