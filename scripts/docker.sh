@@ -21,7 +21,7 @@ fi
 
 CARAPACE_TEST_DOCKER_IMAGE=${CARAPACE_TEST_DOCKER_IMAGE:-carapace-test:busybox}
 # Bump when the rootfs layout below changes: an older image of the same name is re-imported.
-_CARAPACE_TEST_IMAGE_VERSION=2
+_CARAPACE_TEST_IMAGE_VERSION=3
 
 _carapace_docker() {
   if [ -n "${DOCKER_HOST:-}" ] || [ "$(id -u)" = 0 ]; then docker "$@"; else as_root docker "$@"; fi
@@ -62,7 +62,7 @@ _carapace_docker_image() {
   bb=$(command -v busybox || echo /bin/busybox)
   uid=$(id -u)
   gid=$(id -g)
-  mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,workspace,agent,proc,sys,dev}
+  mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,proc,sys,dev}
   chmod 1777 "$root/tmp" "$root/var/tmp"
   cp "$bb" "$root/bin/busybox"
   for applet in $("$root/bin/busybox" --list); do

@@ -23,8 +23,8 @@ use serde::Serialize;
 use super::error::DockerError;
 use super::registry::RegistryEntry;
 use super::spec::{
-    ContainerPlan, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS, LABEL_SANDBOX,
-    LABEL_SCOPE_KEY, LABEL_SESSION_KEY,
+    ContainerPlan, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS, LABEL_INSTANCE,
+    LABEL_SANDBOX, LABEL_SCOPE_KEY, LABEL_SESSION_KEY,
 };
 use super::{DockerBackend, Warm};
 
@@ -298,7 +298,10 @@ impl DockerBackend {
             name: Some(plan.name.clone()),
             platform: String::new(),
         };
-        match d.create_container(Some(opts), plan.create_body(now)).await {
+        match d
+            .create_container(Some(opts), plan.create_body(now, &self.instance))
+            .await
+        {
             Ok(r) => Ok(r.id),
             Err(e) => Err(DockerError::from_bollard(
                 format!("create container {}", plan.name),
@@ -337,7 +340,8 @@ impl DockerBackend {
         self.registry.remove(name)
     }
 
-    /// Every container carrying the `carapace.sandbox=1` label. With `config`, each is compared
+    /// Every container of this instance (labels `carapace.sandbox=1` and
+    /// `carapace.instance=<this state dir>`). With `config`, each is compared
     /// with what the current configuration asks for its scope.
     pub async fn list(&self, config: Option<&Config>) -> Result<Vec<ContainerInfo>, DockerError> {
         let d = self.client().await?;
@@ -345,7 +349,10 @@ impl DockerBackend {
             all: true,
             filters: Some(HashMap::from([(
                 "label".to_string(),
-                vec![format!("{LABEL_SANDBOX}=1")],
+                vec![
+                    format!("{LABEL_SANDBOX}=1"),
+                    format!("{LABEL_INSTANCE}={}", self.instance),
+                ],
             )])),
             ..Default::default()
         };

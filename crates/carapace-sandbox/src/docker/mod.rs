@@ -107,6 +107,7 @@ pub struct DockerBackend {
     registry: Registry,
     clock: Clock,
     docker_host: Option<String>,
+    instance: String,
     warm: Mutex<HashMap<String, Warm>>,
     /// Serialises the slow path (inspect / create / start / remove) within this process.
     slow: tokio::sync::Mutex<()>,
@@ -123,9 +124,11 @@ impl std::fmt::Debug for DockerBackend {
 impl DockerBackend {
     /// A backend with its registry opened (created when missing). No engine call yet.
     pub fn new(opts: DockerOptions) -> Result<DockerBackend, DockerError> {
+        let registry = Registry::open(&opts.state_dir)?;
         Ok(DockerBackend {
             docker: tokio::sync::OnceCell::new(),
-            registry: Registry::open(&opts.state_dir)?,
+            instance: spec::instance_id(&opts.state_dir),
+            registry,
             clock: opts.clock,
             docker_host: opts.docker_host,
             warm: Mutex::new(HashMap::new()),
@@ -137,17 +140,30 @@ impl DockerBackend {
     pub async fn client(&self) -> Result<&Docker, DockerError> {
         self.docker
             .get_or_try_init(|| async {
-                let d = Docker::connect_with_defaults()
-                    .map_err(|e| DockerError::from_bollard("connect", e))?;
-                d.negotiate_version().await.map_err(|e| {
-                    match DockerError::from_bollard("version", e) {
-                        DockerError::Engine { message, .. } => DockerError::Unavailable {
-                            host: error::docker_host(),
-                            reason: message,
-                        },
-                        other => other,
+                let host = self.host();
+                let unavailable = |e: DockerError| match e {
+                    DockerError::Engine { message, .. }
+                    | DockerError::Unavailable {
+                        reason: message, ..
+                    } => DockerError::Unavailable {
+                        host: host.clone(),
+                        reason: message,
+                    },
+                    other => other,
+                };
+                let d = match &self.docker_host {
+                    None => Docker::connect_with_defaults(),
+                    Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
+                        Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
                     }
-                })
+                    Some(h) => Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
+                }
+                .map_err(|e| unavailable(DockerError::from_bollard("connect", e)))?;
+                // Negotiating is what makes a 20.10 engine (API 1.41) answer at all: without
+                // it every request fails with "client version too new".
+                d.negotiate_version()
+                    .await
+                    .map_err(|e| unavailable(DockerError::from_bollard("version", e)))
             })
             .await
     }
@@ -169,6 +185,11 @@ impl DockerBackend {
             v.version.unwrap_or_default(),
             v.api_version.unwrap_or_default()
         ))
+    }
+
+    /// This installation's `carapace.instance` label value.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The last-use registry.

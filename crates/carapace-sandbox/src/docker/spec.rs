@@ -29,6 +29,11 @@ pub const LABEL_CREATED_AT_MS: &str = "carapace.createdAtMs";
 /// Hash of everything in [`ContainerPlan`] that is fixed at creation.
 pub const LABEL_CONFIG_HASH: &str = "carapace.configHash";
 
+/// Which carapace installation owns the container: the first 12 hex digits of sha256 of its
+/// state directory. `list`, `recreate` and `prune` only ever touch their own instance's
+/// containers, so two installations (or parallel tests) can share an engine.
+pub const LABEL_INSTANCE: &str = "carapace.instance";
+
 /// Longest container name the engine and DNS-style tooling accept comfortably.
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -188,10 +193,11 @@ impl ContainerPlan {
         hex::encode(Sha256::digest(&bytes))[..16].to_string()
     }
 
-    /// The labels of a container created now.
-    pub fn labels(&self, created_at_ms: i64) -> HashMap<String, String> {
+    /// The labels of a container created now by carapace instance `instance`.
+    pub fn labels(&self, created_at_ms: i64, instance: &str) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_SANDBOX.to_string(), "1".to_string()),
+            (LABEL_INSTANCE.to_string(), instance.to_string()),
             (LABEL_SCOPE_KEY.to_string(), self.scope_key.clone()),
             (LABEL_SESSION_KEY.to_string(), self.session_key.clone()),
             (LABEL_AGENT_ID.to_string(), self.agent_id.clone()),
@@ -204,7 +210,7 @@ impl ContainerPlan {
     /// orphans of finished commands), hardened as configured, with `no-new-privileges`
     /// always on and the mount table as bind mounts that must already exist on the host
     /// (a `Mounts` bind never creates a missing source, unlike `Binds`).
-    pub fn create_body(&self, created_at_ms: i64) -> ContainerCreateBody {
+    pub fn create_body(&self, created_at_ms: i64, instance: &str) -> ContainerCreateBody {
         let tmpfs: HashMap<String, String> = self
             .tmpfs
             .iter()
@@ -244,7 +250,7 @@ impl ContainerPlan {
             user: Some(self.user.clone()),
             working_dir: Some(carapace_policy::mounts::WORKSPACE.into()),
             env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(self.labels(created_at_ms)),
+            labels: Some(self.labels(created_at_ms, instance)),
             network_disabled: Some(self.network == "none"),
             host_config: Some(host_config),
             ..Default::default()
@@ -264,6 +270,13 @@ pub fn recreate_command(scope: Scope, scope_key: &str, agent_id: &str) -> String
         Scope::Agent => format!("carapace sandbox recreate --agent {agent_id}"),
         Scope::Shared => "carapace sandbox recreate --all".into(),
     }
+}
+
+/// The instance id of a state directory (see [`LABEL_INSTANCE`]).
+pub fn instance_id(state_dir: &std::path::Path) -> String {
+    let canonical = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    hex::encode(digest)[..12].to_string()
 }
 
 /// `<prefix><slug>`, at most [`MAX_NAME_LEN`] characters. When too long, the readable part of
@@ -408,7 +421,7 @@ mod tests {
         let p = plan_of(ALL, "agent:main:telegram:dm:1");
         assert!(p.name.starts_with("carapace-sbx-agent-main-"));
         assert_eq!(p.user, "1000:1000");
-        let body = p.create_body(42);
+        let body = p.create_body(42, "inst");
         let hc = body.host_config.clone().unwrap();
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
         assert_eq!(hc.readonly_rootfs, Some(true));
@@ -424,6 +437,7 @@ mod tests {
         assert_eq!(labels[LABEL_SANDBOX], "1");
         assert_eq!(labels[LABEL_SCOPE_KEY], "agent:main");
         assert_eq!(labels[LABEL_CREATED_AT_MS], "42");
+        assert_eq!(labels[LABEL_INSTANCE], "inst");
         assert_eq!(labels[LABEL_CONFIG_HASH], p.config_hash);
         assert_eq!(
             p.recreate_command(),
