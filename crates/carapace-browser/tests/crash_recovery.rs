@@ -1,0 +1,75 @@
+//! Kill Chromium (the whole process group, SIGKILL): the next call starts a new one; a call
+//! in flight when it dies is retried once on the new one.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use carapace_browser::{BrowserArgs, CaptureRequest};
+use common::*;
+
+fn shot(url: String) -> CaptureRequest {
+    CaptureRequest::from_args(
+        None,
+        BrowserArgs {
+            url,
+            width: Some(320),
+            height: Some(240),
+            ..BrowserArgs::default()
+        },
+    )
+    .unwrap()
+}
+
+fn kill_group(pid: u32) {
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process_group(p, rustix::process::Signal::KILL).unwrap();
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has /proc/<pid>; its state is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_browser_is_replaced_by_the_next_call() {
+    if !require_chromium() {
+        return;
+    }
+    let srv = serve().await;
+    let svc = service(20);
+    let policy = svc.policy(None);
+    svc.capture(&shot(srv.url("/box")), &policy).await.unwrap();
+    let first = svc.chromium_pid().await.unwrap();
+
+    kill_group(first);
+    let cap = svc.capture(&shot(srv.url("/box")), &policy).await.unwrap();
+    assert_eq!(Image::decode(&cap.bytes).pixel(5, 5), [255, 0, 0]);
+    let second = svc.chromium_pid().await.unwrap();
+    assert_ne!(first, second);
+
+    // Killed in the middle of a call (the page takes 1.5 s): retried once, and it works.
+    let call = {
+        let url = srv.url("/slow");
+        let svc = std::sync::Arc::new(svc);
+        let s2 = svc.clone();
+        let policy = policy.clone();
+        let h = tokio::spawn(async move { s2.capture(&shot(url), &policy).await });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        kill_group(second);
+        (h.await.unwrap(), svc)
+    };
+    let (res, svc) = call;
+    let cap = res.unwrap();
+    assert_eq!(Image::decode(&cap.bytes).pixel(5, 5), [255, 0, 0]);
+    let third = svc.chromium_pid().await.unwrap();
+    assert_ne!(third, second);
+
+    // Shutdown leaves no process behind.
+    svc.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!alive(third), "chromium {third} survived shutdown");
+}
