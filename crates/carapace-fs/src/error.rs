@@ -278,7 +278,7 @@ impl CarapaceError for FsError {
             FsError::Io { op, path, source } => {
                 put("path", p(path));
                 put("op", (*op).into());
-                put("os_error", source.to_string().into());
+                put("osError", source.to_string().into());
             }
         }
         d

@@ -121,9 +121,14 @@ impl Root {
             false,
             "open directory",
         )?;
+        let host = if comps.is_empty() {
+            self.host.clone()
+        } else {
+            self.host.join(relpath::joined(&comps))
+        };
         Ok(Root {
             fd,
-            host: self.host.join(relpath::joined(&comps)),
+            host,
             mech: self.mech,
         })
     }
