@@ -66,10 +66,7 @@ pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, BrowserError>
         } else {
             Err(BrowserError::ChromiumMissing {
                 path: Some(p.to_path_buf()),
-                reason: format!(
-                    "browser.executablePath {} does not exist",
-                    p.display()
-                ),
+                reason: format!("browser.executablePath {} does not exist", p.display()),
             })
         };
     }
@@ -158,7 +155,11 @@ impl ChromiumProcess {
         let ws_url = match found {
             Ok(Some(ws)) => ws,
             Ok(None) => {
-                let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                let status = child
+                    .wait()
+                    .await
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
                 kill_group(pid);
                 return Err(failed(format!("exited ({status}): {}", tail.join(" | "))));
             }

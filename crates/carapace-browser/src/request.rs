@@ -88,7 +88,10 @@ pub struct BrowserArgs {
 
 impl CaptureRequest {
     /// Validates wire arguments. `action` (from beside the arguments) wins over `args.action`.
-    pub fn from_args(action: Option<&str>, args: BrowserArgs) -> Result<CaptureRequest, BrowserError> {
+    pub fn from_args(
+        action: Option<&str>,
+        args: BrowserArgs,
+    ) -> Result<CaptureRequest, BrowserError> {
         let action = action.or(args.action.as_deref()).unwrap_or("screenshot");
         if args.url.trim().is_empty() {
             return Err(BrowserError::BadRequest("url is required".into()));
@@ -135,9 +138,7 @@ impl CaptureRequest {
                     || args.selector.is_some()
                     || args.wait_ms.is_some()
                 {
-                    return Err(BrowserError::BadRequest(
-                        "action pdf takes only url".into(),
-                    ));
+                    return Err(BrowserError::BadRequest("action pdf takes only url".into()));
                 }
                 Action::Pdf
             }

@@ -76,10 +76,12 @@ impl BrowserSettings {
         BrowserSettings {
             executable_path: b.executable_path.as_ref().map(PathBuf::from),
             allow_private_network: b.allow_private_network.unwrap_or(false),
-            max_pages: b
-                .max_pages
-                .map_or(DEFAULT_MAX_PAGES, |n| usize::try_from(n.max(1)).unwrap_or(1)),
-            timeout: Duration::from_secs(b.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1)),
+            max_pages: b.max_pages.map_or(DEFAULT_MAX_PAGES, |n| {
+                usize::try_from(n.max(1)).unwrap_or(1)
+            }),
+            timeout: Duration::from_secs(
+                b.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1),
+            ),
         }
     }
 }
@@ -311,7 +313,10 @@ impl BrowserService {
     ) -> Result<Capture, PageError> {
         let (w, h) = match &req.action {
             Action::Screenshot(o) => (o.width, o.height),
-            Action::Pdf => (crate::request::DEFAULT_WIDTH, crate::request::DEFAULT_HEIGHT),
+            Action::Pdf => (
+                crate::request::DEFAULT_WIDTH,
+                crate::request::DEFAULT_HEIGHT,
+            ),
         };
         let refusal: Refusal = Arc::new(StdMutex::new(None));
         let guard = within(deadline, "opening a page", async {
@@ -500,11 +505,7 @@ struct Rect {
     h: f64,
 }
 
-async fn screenshot(
-    page: &Page,
-    url: &str,
-    o: &ScreenshotOptions,
-) -> Result<Capture, PageError> {
+async fn screenshot(page: &Page, url: &str, o: &ScreenshotOptions) -> Result<Capture, PageError> {
     let mut params = CaptureScreenshotParams {
         format: Some(CaptureScreenshotFormat::Png),
         ..CaptureScreenshotParams::default()
@@ -554,8 +555,9 @@ async fn screenshot(
     let res = page.execute(params).await?;
     let text: String = res.result.data.clone().into();
     let bytes = decode_b64(&text)?;
-    let (width, height) = png_dimensions(&bytes)
-        .ok_or_else(|| BrowserError::Internal("Chromium returned something that is not a PNG".into()))?;
+    let (width, height) = png_dimensions(&bytes).ok_or_else(|| {
+        BrowserError::Internal("Chromium returned something that is not a PNG".into())
+    })?;
     Ok(Capture {
         bytes,
         mime: "image/png",
@@ -574,7 +576,9 @@ async fn pdf(page: &Page) -> Result<Capture, PageError> {
     };
     let bytes = page.pdf(params).await?;
     if !bytes.starts_with(b"%PDF-") {
-        return Err(BrowserError::Internal("Chromium returned something that is not a PDF".into()).into());
+        return Err(
+            BrowserError::Internal("Chromium returned something that is not a PDF".into()).into(),
+        );
     }
     Ok(Capture {
         bytes,

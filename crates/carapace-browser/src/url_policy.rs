@@ -117,9 +117,7 @@ pub fn parse_target(raw: &str, origin: Origin) -> Result<Target, BrowserError> {
                 Some(Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
                 Some(Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
                 None => {
-                    return Err(BrowserError::BadRequest(format!(
-                        "URL {raw:?} has no host"
-                    )));
+                    return Err(BrowserError::BadRequest(format!("URL {raw:?} has no host")));
                 }
             };
             let port = url.port_or_known_default().unwrap_or(80);

@@ -149,7 +149,10 @@ async fn file_urls_outside_the_workspace_are_refused_before_chromium_sees_them()
             "file:///workspace/out/secret.html".to_string(),
             ErrorCode::PathOutsideRoot,
         ),
-        ("file:///etc/hostname".to_string(), ErrorCode::PathOutsideRoot),
+        (
+            "file:///etc/hostname".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
     ] {
         let e = svc.capture(&shot(url.clone()), &p).await.unwrap_err();
         assert_eq!(e.code(), want, "{url}: {e}");
@@ -181,7 +184,11 @@ async fn a_workspace_page_cannot_pull_in_files_from_outside() {
             .await
             .unwrap();
         let px = Image::decode(&cap.bytes).pixel(200, 150);
-        assert_ne!(px, [255, 0, 0], "{name}: content from outside the workspace was rendered");
+        assert_ne!(
+            px,
+            [255, 0, 0],
+            "{name}: content from outside the workspace was rendered"
+        );
     }
     svc.shutdown().await;
 }
@@ -198,7 +205,10 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
 
     // The page itself.
     let e = svc.capture(&shot(srv.url("/box")), &p).await.unwrap_err();
-    assert!(matches!(e, BrowserError::PrivateNetworkRefused { .. }), "{e}");
+    assert!(
+        matches!(e, BrowserError::PrivateNetworkRefused { .. }),
+        "{e}"
+    );
     assert_eq!(e.code(), ErrorCode::BadRequest);
     assert_eq!(e.details()["address"], "127.0.0.1");
 
@@ -216,7 +226,11 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
             .capture(&shot(format!("file:///workspace/{name}")), &p)
             .await;
         if let Ok(cap) = r {
-            assert_ne!(Image::decode(&cap.bytes).pixel(200, 150), [255, 0, 0], "{name}");
+            assert_ne!(
+                Image::decode(&cap.bytes).pixel(200, 150),
+                [255, 0, 0],
+                "{name}"
+            );
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

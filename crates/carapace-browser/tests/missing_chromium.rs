@@ -44,7 +44,10 @@ async fn missing_binary_is_backend_unavailable_with_the_install_hint() {
     assert!(e.hint().unwrap().contains("apt-get install -y chromium"));
     assert_eq!(e.details()["executablePath"], "/nonexistent/chromium");
     let env = e.to_envelope();
-    assert_eq!(env.to_response_json()["error"]["code"], "SANDBOX_BACKEND_UNAVAILABLE");
+    assert_eq!(
+        env.to_response_json()["error"]["code"],
+        "SANDBOX_BACKEND_UNAVAILABLE"
+    );
 
     assert!(matches!(
         find_chromium(Some(std::path::Path::new("/nonexistent/chromium"))),
@@ -73,7 +76,10 @@ async fn refusals_come_first_and_need_no_browser() {
         .capture(&req("http://127.0.0.1/"), &s.policy(None))
         .await
         .unwrap_err();
-    assert!(matches!(e, BrowserError::PrivateNetworkRefused { .. }), "{e}");
+    assert!(
+        matches!(e, BrowserError::PrivateNetworkRefused { .. }),
+        "{e}"
+    );
     let e = s
         .capture(&req("javascript:alert(1)"), &s.policy(None))
         .await

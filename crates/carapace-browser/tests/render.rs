@@ -62,7 +62,11 @@ async fn screenshot_has_requested_size_and_known_pixels() {
         .await
         .unwrap();
     assert_eq!((cap.width, cap.height), (1280, 800));
-    assert_eq!(svc.chromium_pid().await, Some(pid), "one browser process for every call");
+    assert_eq!(
+        svc.chromium_pid().await,
+        Some(pid),
+        "one browser process for every call"
+    );
     svc.shutdown().await;
 }
 
@@ -133,7 +137,10 @@ async fn selector_full_page_and_redirect() {
 
     // A redirect is followed (and checked: see the policy tests).
     let cap = svc
-        .capture(&shot(srv.url("/redirect-box"), Some(320), Some(240)), &policy)
+        .capture(
+            &shot(srv.url("/redirect-box"), Some(320), Some(240)),
+            &policy,
+        )
         .await
         .unwrap();
     assert_eq!(Image::decode(&cap.bytes).pixel(5, 5), [255, 0, 0]);
@@ -179,7 +186,10 @@ async fn a_hung_page_times_out_and_the_browser_stays_usable() {
     assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
     assert_eq!(e.code().http_status(), 504);
     assert_eq!(e.details()["phase"], "loading");
-    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     // The next call is served normally.
     let cap = svc
         .capture(&shot(srv.url("/box"), Some(200), Some(100)), &policy)
@@ -271,6 +281,12 @@ async fn navigation_errors_are_typed() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::BadRequest, "{e}");
-    assert!(e.details()["error"].as_str().unwrap().contains("ERR_CONNECTION_REFUSED"), "{e}");
+    assert!(
+        e.details()["error"]
+            .as_str()
+            .unwrap()
+            .contains("ERR_CONNECTION_REFUSED"),
+        "{e}"
+    );
     svc.shutdown().await;
 }

@@ -74,7 +74,11 @@ async fn screenshot_is_0644_and_goes_through_the_inbox_byte_for_byte() {
         .unwrap();
     assert_eq!(saved_pdf.mime, "application/pdf");
     assert_eq!(
-        std::fs::metadata(&saved_pdf.path).unwrap().permissions().mode() & 0o7777,
+        std::fs::metadata(&saved_pdf.path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
         0o644
     );
 

@@ -48,7 +48,11 @@ fn schemes() {
         BrowserError::SchemeRefused { .. }
     ));
     // A page may use inert schemes for its own subresources; never for network or files.
-    for inert in ["data:image/png;base64,AAAA", "blob:http://x/1", "about:blank"] {
+    for inert in [
+        "data:image/png;base64,AAAA",
+        "blob:http://x/1",
+        "about:blank",
+    ] {
         assert_eq!(parse_target(inert, Origin::Page).unwrap(), Target::Inert);
     }
     assert_eq!(
@@ -57,7 +61,10 @@ fn schemes() {
     );
     // file URLs on another host are never local files.
     assert_eq!(
-        code(parse_target("file://fileserver/share/a.html", Origin::Caller)),
+        code(parse_target(
+            "file://fileserver/share/a.html",
+            Origin::Caller
+        )),
         ErrorCode::BadRequest
     );
 }
@@ -106,14 +113,20 @@ fn every_address_must_be_public() {
         let ip: IpAddr = p.parse().unwrap();
         let e = check_addresses("http://h/", "h", &[ip], false).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadRequest, "{p}");
-        assert_eq!(e.details()["address"], p.parse::<IpAddr>().unwrap().to_string());
+        assert_eq!(
+            e.details()["address"],
+            p.parse::<IpAddr>().unwrap().to_string()
+        );
         assert_eq!(e.details()["setting"], "browser.allowPrivateNetwork");
         assert!(e.hint().unwrap().contains("allowPrivateNetwork"));
         // …unless configured.
         check_addresses("http://h/", "h", &[ip], true).unwrap();
         // One private address among public ones is enough to refuse (rebinding-style hosts).
         let mixed: Vec<IpAddr> = vec![public[0].parse().unwrap(), ip];
-        assert!(check_addresses("http://h/", "h", &mixed, false).is_err(), "{p}");
+        assert!(
+            check_addresses("http://h/", "h", &mixed, false).is_err(),
+            "{p}"
+        );
     }
     for p in public {
         check_addresses("http://h/", "h", &[p.parse().unwrap()], false).unwrap();
@@ -144,7 +157,10 @@ async fn loopback_and_private_targets_are_refused_without_the_switch() {
         "http://[::ffff:192.168.1.1]/",
     ] {
         let e = closed.check(url, Origin::Caller).await.unwrap_err();
-        assert!(matches!(e, BrowserError::PrivateNetworkRefused { .. }), "{url}: {e}");
+        assert!(
+            matches!(e, BrowserError::PrivateNetworkRefused { .. }),
+            "{url}: {e}"
+        );
         assert!(open.check(url, Origin::Caller).await.is_ok(), "{url}");
         // Subresources and redirects go through the same check.
         assert!(closed.check(url, Origin::Page).await.is_err(), "{url}");
@@ -206,16 +222,26 @@ async fn file_urls_inside_the_workspace_only() {
     let w = workspace();
     let p = policy(&w.ws);
     let host = |rel: &str| format!("file://{}", w.ws.join(rel).display());
-    let want = |rel: &str| url::Url::from_file_path(w.ws.join(rel)).unwrap().to_string();
+    let want = |rel: &str| {
+        url::Url::from_file_path(w.ws.join(rel))
+            .unwrap()
+            .to_string()
+    };
 
     // Inside: by container path, by host path, through a symlink that stays inside.
     for (raw, rel) in [
         ("file:///workspace/page.html".to_string(), "page.html"),
-        ("file://localhost/workspace/sub/inner.html".to_string(), "sub/inner.html"),
+        (
+            "file://localhost/workspace/sub/inner.html".to_string(),
+            "sub/inner.html",
+        ),
         (host("page.html"), "page.html"),
         (host("in-link.html"), "in-link.html"),
         (host("sub/back-in.html"), "sub/back-in.html"),
-        ("file:///workspace/sub/../page.html".to_string(), "page.html"),
+        (
+            "file:///workspace/sub/../page.html".to_string(),
+            "page.html",
+        ),
         ("file:///workspace/%70age.html".to_string(), "page.html"),
     ] {
         let a = p.check(&raw, Origin::Caller).await.unwrap();
@@ -228,19 +254,52 @@ async fn file_urls_inside_the_workspace_only() {
     for (raw, want) in [
         ("file:///etc/passwd".to_string(), ErrorCode::PathOutsideRoot),
         (outside_secret, ErrorCode::PathOutsideRoot),
-        ("file:///workspace/../etc/passwd".to_string(), ErrorCode::PathOutsideRoot),
-        ("file:///workspace/%2e%2e/etc/passwd".to_string(), ErrorCode::PathOutsideRoot),
-        ("file:///workspace/.%2E/etc/passwd".to_string(), ErrorCode::PathOutsideRoot),
+        (
+            "file:///workspace/../etc/passwd".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
+        (
+            "file:///workspace/%2e%2e/etc/passwd".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
+        (
+            "file:///workspace/.%2E/etc/passwd".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
         (dotdot_host, ErrorCode::PathOutsideRoot),
-        ("file:///workspace/out-dir/secret.html".to_string(), ErrorCode::PathOutsideRoot),
-        ("file:///workspace/out-file.html".to_string(), ErrorCode::PathOutsideRoot),
-        ("file:///workspace/hard.html".to_string(), ErrorCode::HardlinkRefused),
-        ("file:///workspace/fifo".to_string(), ErrorCode::NotRegularFile),
-        ("file:///workspace/sub".to_string(), ErrorCode::NotRegularFile),
-        ("file:///workspace/missing.html".to_string(), ErrorCode::NotFound),
+        (
+            "file:///workspace/out-dir/secret.html".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
+        (
+            "file:///workspace/out-file.html".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
+        (
+            "file:///workspace/hard.html".to_string(),
+            ErrorCode::HardlinkRefused,
+        ),
+        (
+            "file:///workspace/fifo".to_string(),
+            ErrorCode::NotRegularFile,
+        ),
+        (
+            "file:///workspace/sub".to_string(),
+            ErrorCode::NotRegularFile,
+        ),
+        (
+            "file:///workspace/missing.html".to_string(),
+            ErrorCode::NotFound,
+        ),
         ("file:///workspace".to_string(), ErrorCode::NotRegularFile),
-        ("file:///workspacefoo/page.html".to_string(), ErrorCode::PathOutsideRoot),
-        ("file:///proc/self/root/etc/passwd".to_string(), ErrorCode::PathOutsideRoot),
+        (
+            "file:///workspacefoo/page.html".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
+        (
+            "file:///proc/self/root/etc/passwd".to_string(),
+            ErrorCode::PathOutsideRoot,
+        ),
     ] {
         let e = p.check(&raw, Origin::Caller).await.unwrap_err();
         assert_eq!(e.code(), want, "{raw}: {e}");

@@ -117,7 +117,10 @@ pub async fn serve() -> Server {
                     if n > 0 {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
-                    Some((Ok::<_, std::io::Error>(b"<html><body>loading".to_vec()), n + 1))
+                    Some((
+                        Ok::<_, std::io::Error>(b"<html><body>loading".to_vec()),
+                        n + 1,
+                    ))
                 });
                 Response::builder()
                     .header(header::CONTENT_TYPE, "text/html")
