@@ -536,3 +536,38 @@ fn privileged_replace_keeps_the_owner() {
         );
     }
 }
+
+#[test]
+fn mechanism_is_reported() {
+    let fx = Fixture::new();
+    let fallback = Root::open_with(&fx.root_path, Resolver::Fallback).unwrap();
+    assert_eq!(fallback.mechanism(), Mechanism::Fallback);
+    assert_eq!(fallback.mechanism().as_str(), "fallback");
+    let auto = Root::open(&fx.root_path).unwrap();
+    match Root::open_with(&fx.root_path, Resolver::Openat2) {
+        Ok(k) => {
+            assert_eq!(k.mechanism(), Mechanism::Openat2);
+            assert_eq!(
+                auto.mechanism(),
+                Mechanism::Openat2,
+                "Auto must prefer openat2"
+            );
+        }
+        Err(e) => {
+            assert!(matches!(e, FsError::ResolverUnavailable("openat2")));
+            assert_eq!(auto.mechanism(), Mechanism::Fallback);
+        }
+    }
+    assert_eq!(auto.host_path(), fx.root_path);
+    // A subdirectory root inherits the mechanism; a file cannot be a root.
+    std::fs::create_dir(fx.root_path.join("sub")).unwrap();
+    assert_eq!(
+        fallback.open_subdir(p("sub")).unwrap().mechanism(),
+        Mechanism::Fallback
+    );
+    // Writing below a missing directory is NOT_FOUND (callers mkdir_all first).
+    assert_eq!(
+        code(auto.write(p("no/such/dir/f"), b"x", &WriteOptions::default())),
+        ErrorCode::NotFound
+    );
+}

@@ -142,6 +142,9 @@ proptest! {
 
     #[test]
     fn resolvers_agree_and_stay_inside(ops in prop::collection::vec(op(), 1..24)) {
+        if resolvers().len() < 2 {
+            return Ok(());
+        }
         let fk = setup();
         let ff = setup();
         let kernel = fk.root(Resolver::Openat2);
