@@ -13,11 +13,14 @@
 
 mod apply_patch;
 mod args;
+mod browser;
 mod edit;
 mod error;
 mod exec;
 mod files;
 mod ls;
+mod media_save;
+pub mod message;
 mod read;
 mod write;
 
@@ -105,6 +108,9 @@ pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolErro
         "apply_patch" => apply_patch::run(ctx, &call),
         "ls" => ls::run(ctx, &call),
         "exec" => exec::run(ctx, &call).await,
+        "browser" => browser::run(ctx, &call).await,
+        "message" => message::run(ctx, &call).await,
+        "media_save" => media_save::run(ctx, &call).await,
         other => Err(
             ToolError::new(ErrorCode::NotFound, format!("unknown tool {other:?}"))
                 .with_hint(format!(
@@ -129,5 +135,8 @@ pub fn tool_specs() -> Vec<ToolSpec> {
         apply_patch::spec(),
         ls::spec(),
         exec::spec(),
+        browser::spec(),
+        message::spec(),
+        media_save::spec(),
     ]
 }

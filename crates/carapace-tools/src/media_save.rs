@@ -1,0 +1,74 @@
+//! `media_save`: `path` (an agent path) or `url` or `base64` (+ `filename`) → a file in the
+//! media store (`media.fileMode`, default 0644, whatever the umask): `path`, `name`, `mime`,
+//! `bytes`, `mode`. The returned host path is what `message` accepts as an attachment.
+
+use base64::Engine;
+use carapace_fs::Root;
+use carapace_media::{MediaSettings, MediaStore, SavedMedia};
+use carapace_policy::mounts::Access;
+use serde_json::{Value, json};
+
+use crate::args::Args;
+use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
+
+pub(crate) fn spec() -> ToolSpec {
+    ToolSpec {
+        name: "media_save".into(),
+        description: "Save a file into the media store (mode 0644, ready to send with `message`): `path` (/workspace/... or relative), or `url` (http/https download; private addresses refused), or `base64` with `filename`. Returns the media path, mime and bytes.".into(),
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "url": {"type": "string"},
+                "base64": {"type": "string"},
+                "filename": {"type": "string"}
+            }
+        }),
+    }
+}
+
+fn result(s: SavedMedia) -> Value {
+    json!({
+        "path": s.path,
+        "name": s.name,
+        "mime": s.mime,
+        "bytes": s.bytes,
+        "mode": s.mode,
+    })
+}
+
+pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
+    let a = Args::new("media_save", &call.args)?;
+    let path = a.opt_str(&["path", "filePath", "file_path"])?;
+    let url = a.opt_str(&["url"])?;
+    let b64 = a.opt_str(&["base64", "buffer"])?;
+    let filename = a.opt_str(&["filename"])?;
+    let given = [path.is_some(), url.is_some(), b64.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if given != 1 {
+        return Err(ToolError::bad_request(
+            "media_save: give exactly one of path, url or base64",
+        ));
+    }
+    let store = MediaStore::open(MediaSettings::from_config(&ctx.config))?;
+    if let Some(u) = url {
+        return Ok(result(store.download(u).await?));
+    }
+    if let Some(b) = b64 {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|e| ToolError::bad_request(format!("media_save: base64 is not valid: {e}")))?;
+        return Ok(result(store.save_bytes(&bytes, filename, None)?));
+    }
+    let path = path.unwrap_or_default();
+    let session = ctx.session(call)?;
+    let r = session.resolve(path, Access::Read)?;
+    let root = Root::open(&r.mount.host_path)?;
+    let rel = r.rel.clone();
+    let saved = tokio::task::spawn_blocking(move || store.import_file(&root, &rel))
+        .await
+        .map_err(|e| ToolError::new(carapace_policy::ErrorCode::Internal, e.to_string()))??;
+    Ok(result(saved))
+}

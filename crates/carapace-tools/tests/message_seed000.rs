@@ -1,0 +1,382 @@
+//! Seed 000 end to end at the tool layer, under `umask 077`, against a real Synapse (started
+//! by scripts/synapse.sh): PNGs made by `exec` (host and, with bubblewrap, in a session
+//! sandbox), by `write` and by `media_save` all arrive byte-identical; the same file at 0600 is
+//! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing is sent; `allowOwnerOnly` sends it;
+//! `/etc/hostname` and an `~/.ssh/id_ed25519`-like file are outside the roots; a FIFO named
+//! `shot.png` is refused without hanging. Also the inbox channel, which needs no server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use carapace_policy::ErrorCode;
+use carapace_tools::{ToolCall, invoke};
+use common::*;
+use serde_json::{Value, json};
+
+const S: &str = "agent:main:matrix:room:1";
+
+fn umask_077() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// A small valid PNG (1x1 grey), with `tag` bytes in a tEXt chunk so files differ.
+fn png(tag: &str) -> Vec<u8> {
+    fn crc(d: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in d {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |k: &[u8], d: &[u8]| {
+        out.extend_from_slice(&(d.len() as u32).to_be_bytes());
+        let mut c = k.to_vec();
+        c.extend_from_slice(d);
+        out.extend_from_slice(&c);
+        out.extend_from_slice(&crc(&c).to_be_bytes());
+    };
+    chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
+    let mut t = b"Comment\0".to_vec();
+    t.extend_from_slice(tag.as_bytes());
+    chunk(b"tEXt", &t);
+    // zlib stream of the one scanline [0, 0x80], stored block.
+    chunk(
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x02, 0x00, 0xfd, 0xff, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81,
+        ],
+    );
+    chunk(b"IEND", &[]);
+    out
+}
+
+struct Hs {
+    url: String,
+    bot: String,
+}
+
+fn synapse() -> Option<Hs> {
+    let url = carapace_testkit::synapse_url()?;
+    let users: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
+    )
+    .unwrap();
+    Some(Hs {
+        url,
+        bot: users["bot"]["accessToken"].as_str().unwrap().to_string(),
+    })
+}
+
+async fn create_room(hs: &Hs) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/createRoom", hs.url))
+        .bearer_auth(&hs.bot)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["room_id"].as_str().unwrap().to_string()
+}
+
+async fn room_images(hs: &Hs, room: &str) -> Vec<Value> {
+    let v: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
+            hs.url,
+            room.replace('!', "%21").replace(':', "%3A")
+        ))
+        .bearer_auth(&hs.bot)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.image")
+        .cloned()
+        .collect()
+}
+
+async fn download(hs: &Hs, mxc: &str) -> Vec<u8> {
+    reqwest::Client::new()
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{}",
+            hs.url,
+            mxc.strip_prefix("mxc://").unwrap()
+        ))
+        .bearer_auth(&hs.bot)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+async fn msg(e: &Env, session: &str, args: Value) -> Result<Value, carapace_tools::ToolError> {
+    invoke(
+        &e.ctx,
+        ToolCall {
+            tool: "message".into(),
+            args,
+            session_key: Some(session.into()),
+            ..ToolCall::default()
+        },
+    )
+    .await
+}
+
+fn b64(d: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(d)
+}
+
+fn matrix_extra(hs: &Hs, policy: &str) -> String {
+    format!(
+        r#"channels: {{ matrix: {{ homeserver: "{}", accessToken: "{}" }} }}, tools: {{ message: {{ outboundMediaPolicy: {{ {policy} }} }} }}"#,
+        hs.url, hs.bot
+    )
+}
+
+#[tokio::test]
+async fn seed_000_over_a_real_synapse() {
+    umask_077();
+    let Some(hs) = synapse() else { return };
+    let e = env(r#"mode: "off""#, &matrix_extra(&hs, ""));
+    let room = create_room(&hs).await;
+    let target = format!("room:{room}");
+
+    // 1. exec (host, mode off) writes a PNG.
+    let exec_png = png("exec");
+    ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "printf %s \"$P\" | base64 -d > exec.png", "env": {"P": b64(&exec_png)}}),
+    )
+    .await;
+    // 2. the write tool writes one.
+    let write_png = png("write");
+    let w = ok(
+        &e,
+        S,
+        "write",
+        json!({"path": "write.png", "base64": b64(&write_png)}),
+    )
+    .await;
+    assert_eq!(w["mode"], "0644");
+    // 3. media_save of a private (0600) file gives a 0644 media file.
+    let media_png = png("media");
+    std::fs::write(e.ws.join("private.png"), &media_png).unwrap();
+    assert_eq!(mode(&e.ws.join("private.png")), 0o600, "umask 077 at work");
+    let saved = ok(&e, S, "media_save", json!({"path": "private.png"})).await;
+    assert_eq!(saved["mode"], "0644");
+    assert_eq!(saved["mime"], "image/png");
+    let media_path = saved["path"].as_str().unwrap().to_string();
+
+    let r = msg(
+        &e,
+        S,
+        json!({"channel": "matrix", "target": target, "message": "three shots",
+        "filePath": ["/workspace/exec.png", "write.png"], "media": media_path}),
+    )
+    .await
+    .unwrap();
+    let atts = r["attachments"].as_array().unwrap();
+    assert_eq!(atts.len(), 3);
+    let mut got = Vec::new();
+    for a in atts {
+        got.push(download(&hs, a["remoteId"].as_str().unwrap()).await);
+    }
+    // Order: media, path, filePath are gathered as given by the argument order of the tool.
+    assert!(got.contains(&exec_png) && got.contains(&write_png) && got.contains(&media_png));
+    let before = room_images(&hs, &room).await.len();
+    assert_eq!(before, 3);
+
+    // The same file at 0600: the typed error, nothing sent.
+    std::fs::set_permissions(
+        e.ws.join("write.png"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let err = msg(
+        &e,
+        S,
+        json!({"channel": "matrix", "target": target, "filePath": "write.png"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutboundMediaPermsTooRestrictive);
+    assert_eq!(
+        err.0.message,
+        "File write.png has mode 0600 and cannot be sent over an outbound channel."
+    );
+    assert!(err.0.hint.as_deref().unwrap().contains("chmod 644"));
+    // upload-file and MEDIA: lines take the same path.
+    let err = msg(&e, S, json!({"action": "upload-file", "channel": "matrix", "target": target, "filePath": "/workspace/write.png", "caption": "c"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutboundMediaPermsTooRestrictive);
+    let err = msg(
+        &e,
+        S,
+        json!({"channel": "matrix", "target": target, "message": "see\nMEDIA:write.png"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutboundMediaPermsTooRestrictive);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        room_images(&hs, &room).await.len(),
+        before,
+        "nothing was sent"
+    );
+
+    // Outside the roots, FIFOs.
+    let home = e.dir.path().join("home/.ssh");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("id_ed25519"), "KEY").unwrap();
+    for p in [
+        "/etc/hostname".to_string(),
+        home.join("id_ed25519").display().to_string(),
+        "../home/.ssh/id_ed25519".into(),
+    ] {
+        let err = msg(
+            &e,
+            S,
+            json!({"channel": "matrix", "target": target, "filePath": p}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::OutboundMediaOutsideRoots, "{p}");
+    }
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        e.ws.join("shot.png"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let err = msg(
+        &e,
+        S,
+        json!({"channel": "matrix", "target": target, "filePath": "shot.png"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotRegularFile);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        room_images(&hs, &room).await.len(),
+        before,
+        "still nothing was sent"
+    );
+
+    // allowOwnerOnly: the 0600 file goes.
+    let e2 = env(r#"mode: "off""#, &matrix_extra(&hs, "allowOwnerOnly: true"));
+    std::fs::write(e2.ws.join("owner.png"), &write_png).unwrap();
+    assert_eq!(mode(&e2.ws.join("owner.png")), 0o600);
+    let r = msg(&e2, S, json!({"action": "upload-file", "channel": "matrix", "target": target, "filePath": "owner.png", "caption": "owner only"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        download(&hs, r["attachments"][0]["remoteId"].as_str().unwrap()).await,
+        write_png
+    );
+    let imgs = room_images(&hs, &room).await;
+    assert_eq!(imgs.len(), before + 1);
+    assert_eq!(imgs[0]["content"]["body"], "owner only");
+    assert_eq!(imgs[0]["content"]["info"]["w"], 1);
+    assert_eq!(imgs[0]["content"]["info"]["mimetype"], "image/png");
+}
+
+#[tokio::test]
+async fn a_png_made_by_exec_in_a_session_sandbox_arrives() {
+    umask_077();
+    let Some(hs) = synapse() else { return };
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let e = env(
+        r#"mode: "all", workspaceAccess: "session""#,
+        &matrix_extra(&hs, ""),
+    );
+    let room = create_room(&hs).await;
+    let p = png("sandbox");
+    ok(&e, S, "exec", json!({"command": "printf %s \"$P\" | base64 -d > /workspace/sb.png", "env": {"P": b64(&p)}})).await;
+    let r = msg(&e, S, json!({"channel": "matrix", "target": format!("room:{room}"), "filePath": "/workspace/sb.png"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        download(&hs, r["attachments"][0]["remoteId"].as_str().unwrap()).await,
+        p
+    );
+    // The agent workspace is not mounted writable in a session sandbox, and its files outside
+    // /workspace are not reachable by container path, but the host path of the session dir is.
+    let err = msg(
+        &e,
+        S,
+        json!({"channel": "matrix", "target": format!("room:{room}"), "filePath": "/etc/hostname"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutboundMediaOutsideRoots);
+}
+
+#[tokio::test]
+async fn inbox_is_the_default_channel() {
+    umask_077();
+    let e = env(r#"mode: "off""#, "");
+    let p = png("inbox");
+    ok(&e, S, "write", json!({"path": "i.png", "base64": b64(&p)})).await;
+    let r = msg(&e, S, json!({"target": "user:me", "message": "hi", "path": "i.png", "buffer": b64(b"hello"), "filename": "hello.txt"}))
+        .await
+        .unwrap();
+    assert_eq!(r["channel"], "inbox");
+    let atts = r["attachments"].as_array().unwrap();
+    assert_eq!(atts.len(), 2);
+    let inbox = e.dir.path().join("state/inbox");
+    assert_eq!(
+        std::fs::read(inbox.join(atts[0]["remoteId"].as_str().unwrap())).unwrap(),
+        p
+    );
+    assert_eq!(
+        std::fs::read(inbox.join(atts[1]["remoteId"].as_str().unwrap())).unwrap(),
+        b"hello"
+    );
+    assert_eq!(atts[1]["mime"], "text/plain");
+    let err = msg(
+        &e,
+        S,
+        json!({"channel": "discord", "target": "user:1", "message": "x"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ChannelNotConfigured);
+    let err = msg(&e, S, json!({"target": "nobody", "message": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+}
