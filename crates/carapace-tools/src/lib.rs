@@ -13,7 +13,6 @@
 
 mod apply_patch;
 mod args;
-mod browser;
 mod edit;
 mod error;
 mod exec;
@@ -108,7 +107,6 @@ pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolErro
         "apply_patch" => apply_patch::run(ctx, &call),
         "ls" => ls::run(ctx, &call),
         "exec" => exec::run(ctx, &call).await,
-        "browser" => browser::run(ctx, &call).await,
         "message" => message::run(ctx, &call).await,
         "media_save" => media_save::run(ctx, &call).await,
         other => Err(
@@ -135,7 +133,6 @@ pub fn tool_specs() -> Vec<ToolSpec> {
         apply_patch::spec(),
         ls::spec(),
         exec::spec(),
-        browser::spec(),
         message::spec(),
         media_save::spec(),
     ]
