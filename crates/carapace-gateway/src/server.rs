@@ -99,6 +99,11 @@ async fn outer(State(gw): State<Gateway>, mut req: Request, next: Next) -> Respo
         _ => "other",
     };
     req.extensions_mut().insert(RequestId(rid.clone()));
+    // Inner services that only see headers (rmcp's handlers) read the same id.
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        req.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
     let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(r) => r,
         Err(payload) => {

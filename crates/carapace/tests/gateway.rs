@@ -538,3 +538,62 @@ async fn mcp_over_http() {
     assert_eq!(r.status(), 401);
     assert_envelope(&r.json().await.unwrap(), "UNAUTHORIZED");
 }
+
+#[tokio::test]
+async fn tool_invoke_cli_against_a_running_gateway() {
+    let gw = start(None, "022");
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args(["--gateway", &gw.base, "--json"])
+            .env("CARAPACE_STATE_DIR", &gw.state)
+            .env_remove("CARAPACE_CONFIG")
+            .env_remove("CARAPACE_TOKEN");
+        if let Some(t) = token {
+            c.env("CARAPACE_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "stdout {:?} stderr {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let (code, v) = cli(
+        &[
+            "tool",
+            "invoke",
+            "write",
+            "--args",
+            r#"{"path":"cli.txt","content":"remote"}"#,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["result"]["bytes"], 6);
+    assert_eq!(
+        std::fs::read_to_string(gw.state.join("workspace/cli.txt")).unwrap(),
+        "remote"
+    );
+    // The token from $CARAPACE_TOKEN wins; a wrong one is UNAUTHORIZED, exit 3.
+    let (code, v) = cli(&["tool", "invoke", "ls"], Some("wrong"));
+    assert_eq!(code, Some(3));
+    assert_eq!(v["error"]["code"], "UNAUTHORIZED");
+    // A policy refusal comes back typed, with the same exit code as in-process.
+    let (code, v) = cli(
+        &[
+            "tool",
+            "invoke",
+            "read",
+            "--args",
+            r#"{"path":"../../etc/passwd"}"#,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(3));
+    assert_eq!(v["error"]["code"], "PATH_OUTSIDE_ROOT");
+    assert!(v["error"]["details"]["requestId"].is_string());
+}

@@ -139,3 +139,22 @@ fn announce(json: bool, r: &Ready) {
     );
     emit_ok(json, value, &human);
 }
+
+/// Runs `call` on the gateway at `url` instead of in-process (`--gateway URL` of `tool invoke`
+/// and `message`): the token comes from `$CARAPACE_TOKEN`, else the state dir's stored token.
+/// The gateway's typed error comes back as the same envelope, so exit codes match in-process.
+pub async fn remote_invoke(
+    url: &str,
+    call: carapace_tools::ToolCall,
+) -> Result<serde_json::Value, ErrorEnvelope> {
+    let token = carapace_gateway::client::resolve_token(&crate::context::state_dir())?;
+    let call = carapace_gateway::ToolCall {
+        tool: call.tool,
+        action: call.action,
+        args: call.args,
+        session_key: call.session_key,
+        agent_id: call.agent_id,
+        channel: call.channel,
+    };
+    carapace_gateway::client::invoke(url, &token, call).await
+}

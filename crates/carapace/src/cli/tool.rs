@@ -39,6 +39,9 @@ pub struct InvokeArgs {
     /// Channel id (wins over the session key's).
     #[arg(long)]
     channel: Option<String>,
+    /// Run on the gateway at this URL (token: $CARAPACE_TOKEN, else the state dir's).
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
 }
 
 /// Runs a `tool` subcommand.
@@ -58,7 +61,10 @@ pub async fn run(cmd: ToolCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         agent_id: a.agent,
         channel: a.channel,
     };
-    let result = invoke(&ctx, call).await.map_err(|e| e.0)?;
+    let result = match &a.gateway {
+        Some(url) => super::gateway::remote_invoke(url, call).await?,
+        None => invoke(&ctx, call).await.map_err(|e| e.0)?,
+    };
     let human = human(&result);
     emit_ok(g.json, json!({ "result": result }), &human);
     Ok(())
