@@ -13,6 +13,7 @@
 
 mod apply_patch;
 mod args;
+mod browser;
 mod edit;
 mod error;
 mod exec;
@@ -107,6 +108,7 @@ pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolErro
         "apply_patch" => apply_patch::run(ctx, &call),
         "ls" => ls::run(ctx, &call),
         "exec" => exec::run(ctx, &call).await,
+        "browser" => browser::run(ctx, &call).await,
         "message" => message::run(ctx, &call).await,
         "media_save" => media_save::run(ctx, &call).await,
         other => Err(
@@ -133,6 +135,7 @@ pub fn tool_specs() -> Vec<ToolSpec> {
         apply_patch::spec(),
         ls::spec(),
         exec::spec(),
+        browser::spec(),
         message::spec(),
         media_save::spec(),
     ]
