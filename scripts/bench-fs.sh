@@ -64,6 +64,7 @@ def fmt(ns):
         return f"{ns/1e3:.2f} us"
     return f"{ns:.0f} ns"
 
+print("(mean per op from target/criterion; with a filter, the other rows are from earlier runs)")
 print(f"{'operation':<20} {'std':>10} {'carapace':>10} {'ratio':>7} {'fallback':>10} {'ratio':>7}  target")
 for g in groups:
     s, c, fb = mean(g, "std"), mean(g, "carapace"), mean(g, "carapace_fallback")

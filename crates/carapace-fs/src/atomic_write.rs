@@ -10,11 +10,15 @@
 //! The staging file is created `0o600` and reaches the decided mode through `fchmod` before it
 //! gets its final name, so no process umask can change what appears at the path. A failed write
 //! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes.
+//!
+//! A no-clobber create uses an unnamed `O_TMPFILE` instead where the filesystem has it, and
+//! publishes it with `linkat` (which refuses an existing name atomically): no staging name
+//! exists at any time, so a killed creator leaves nothing at all.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -180,11 +184,26 @@ fn commit(
         None => opts.new_file_mode,
     }) & 0o7777;
 
-    let (staging, fd) =
-        create_staging(&at.parent, &at.name).map_err(|e| root.err("write", rel, e))?;
+    // A create publishes an anonymous O_TMPFILE with linkat (no-clobber by nature, and a crash
+    // leaves nothing behind); a replace, or a filesystem without O_TMPFILE, uses a named
+    // staging file and renameat.
+    let anonymous = if no_clobber {
+        create_anonymous(&at.parent).map_err(|e| root.err("write", rel, e))?
+    } else {
+        None
+    };
     let mut guard = StagingGuard {
         dir: at.parent.as_fd(),
-        name: Some(staging),
+        name: None,
+    };
+    let fd = match anonymous {
+        Some(fd) => fd,
+        None => {
+            let (staging, fd) =
+                create_staging(&at.parent, &at.name).map_err(|e| root.err("write", rel, e))?;
+            guard.name = Some(staging);
+            fd
+        }
     };
     let mut file = File::from(fd);
     let bytes = match src {
@@ -210,15 +229,29 @@ fn commit(
     if opts.durable {
         rustix::fs::fsync(&file).map_err(|e| root.err("fsync", rel, e))?;
     }
-    drop(file);
 
-    let staging = guard.name.as_deref().unwrap_or_default();
-    let renamed = if no_clobber {
-        rename_noreplace(&at.parent, staging, &at.name)
-    } else {
-        rustix::fs::renameat(&at.parent, staging, &at.parent, &at.name)
+    let published = match guard.name.as_deref() {
+        None => {
+            // linkat through /proc/self/fd: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path.as_str(),
+                &at.parent,
+                &at.name,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+        }
+        Some(staging) => {
+            if no_clobber {
+                rename_noreplace(&at.parent, staging, &at.name)
+            } else {
+                rustix::fs::renameat(&at.parent, staging, &at.parent, &at.name)
+            }
+        }
     };
-    match renamed {
+    drop(file);
+    match published {
         Ok(()) => guard.name = None,
         Err(Errno::EXIST) => {
             return Err(FsError::AlreadyExists {
@@ -241,6 +274,25 @@ fn commit(
         mode,
         created: at.existing.is_none(),
     })
+}
+
+/// An unnamed `O_TMPFILE` in `dir`, or `None` when the filesystem (or a missing `/proc`, which
+/// the publication needs) rules it out.
+fn create_anonymous(dir: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
+    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+        return Ok(None);
+    }
+    match rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `renameat2(RENAME_NOREPLACE)`, or `linkat` + `unlinkat` on filesystems without it (both
