@@ -94,8 +94,9 @@ impl AuditRecord {
             .flatten()
             .map(|c| c.chars().take(MAX_COMMAND_CHARS).collect());
         let destination = (call.tool == "message").then(|| {
-            let s = |k: &str| call.args.get(k).and_then(Value::as_str).unwrap_or("?");
-            format!("{}:{}", s("channel"), s("target"))
+            let s =
+                |k: &str, d: &'static str| call.args.get(k).and_then(Value::as_str).unwrap_or(d);
+            format!("{}:{}", s("channel", "inbox"), s("target", "?"))
         });
         AuditRecord {
             time: rfc3339_now(),

@@ -597,3 +597,65 @@ async fn tool_invoke_cli_against_a_running_gateway() {
     assert_eq!(v["error"]["code"], "PATH_OUTSIDE_ROOT");
     assert!(v["error"]["details"]["requestId"].is_string());
 }
+
+#[tokio::test]
+async fn seed_000_refusal_over_http_is_a_typed_403_not_a_500() {
+    let inbox = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{{ channels: {{ inbox: {{ dir: {:?} }} }} }}",
+        inbox.path().display().to_string()
+    );
+    let gw = start(Some(&config), "022");
+    // The seed: a file the agent made with a 0600 mode (here: umask 077 in the shell).
+    let (s, v) = gw
+        .invoke(json!({"tool": "exec", "args": {"command": "umask 077; mkdir -p out; printf 'PNG' > out/chart.png"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = gw
+        .invoke(json!({"tool": "message", "action": "send", "args": {"channel": "inbox", "target": "user:alice", "message": "chart", "media": "/workspace/out/chart.png"}}))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_envelope(&v, "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE");
+    assert_eq!(v["error"]["details"]["mode"], "0600", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("0600"),
+        "{v}"
+    );
+    assert!(v["error"]["hint"].is_string(), "{v}");
+    // A 0644 file written by the write tool goes out, and the bytes are counted and audited.
+    let (s, v) = gw
+        .invoke(json!({"tool": "write", "args": {"path": "out/ok.txt", "content": "hello"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = gw
+        .invoke(json!({"tool": "message", "action": "send", "args": {"channel": "inbox", "target": "user:alice", "media": "/workspace/out/ok.txt"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let audit = std::fs::read_to_string(gw.state.join("audit/audit.jsonl")).unwrap();
+    let sends: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["tool"] == "message")
+        .collect();
+    assert_eq!(sends.len(), 2, "{audit}");
+    assert_eq!(
+        sends[0]["errorCode"],
+        "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE"
+    );
+    assert_eq!(sends[0]["destination"], "inbox:user:alice");
+    assert_eq!(sends[1]["outcome"], "ok");
+    assert_eq!(sends[1]["bytes"], 5);
+    let m = reqwest::Client::new()
+        .get(format!("{}/metrics", gw.base))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(r#"carapace_channel_bytes_sent_total{channel="inbox"} 5"#),
+        "{m}"
+    );
+}
