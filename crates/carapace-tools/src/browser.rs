@@ -183,9 +183,12 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
         assert_eq!(meta.len(), v["bytes"].as_u64().unwrap());
 
-        let v = invoke(&ctx, call(Some("pdf"), json!({ "url": "file:///workspace/box.html" })))
-            .await
-            .unwrap();
+        let v = invoke(
+            &ctx,
+            call(Some("pdf"), json!({ "url": "file:///workspace/box.html" })),
+        )
+        .await
+        .unwrap();
         assert_eq!(v["mime"], "application/pdf");
     }
 
@@ -195,13 +198,33 @@ mod tests {
         let ctx = ctx(tmp.path(), "");
         for (action, args, code) in [
             (None, json!({ "url": "http://127.0.0.1:1/" }), "BAD_REQUEST"),
-            (None, json!({ "url": "file:///etc/passwd" }), "PATH_OUTSIDE_ROOT"),
-            (None, json!({ "url": "file:///workspace/../../etc/passwd" }), "PATH_OUTSIDE_ROOT"),
+            (
+                None,
+                json!({ "url": "file:///etc/passwd" }),
+                "PATH_OUTSIDE_ROOT",
+            ),
+            (
+                None,
+                json!({ "url": "file:///workspace/../../etc/passwd" }),
+                "PATH_OUTSIDE_ROOT",
+            ),
             (None, json!({ "url": "javascript:1" }), "BAD_REQUEST"),
-            (None, json!({ "url": "http://x/", "width": 0 }), "BAD_REQUEST"),
-            (None, json!({ "url": "http://x/", "bogus": 1 }), "BAD_REQUEST"),
+            (
+                None,
+                json!({ "url": "http://x/", "width": 0 }),
+                "BAD_REQUEST",
+            ),
+            (
+                None,
+                json!({ "url": "http://x/", "bogus": 1 }),
+                "BAD_REQUEST",
+            ),
             (Some("click"), json!({ "url": "http://x/" }), "BAD_REQUEST"),
-            (Some("pdf"), json!({ "url": "http://x/", "fullPage": true }), "BAD_REQUEST"),
+            (
+                Some("pdf"),
+                json!({ "url": "http://x/", "fullPage": true }),
+                "BAD_REQUEST",
+            ),
             (None, json!({}), "BAD_REQUEST"),
         ] {
             let e = invoke(&ctx, call(action, args.clone())).await.unwrap_err();
