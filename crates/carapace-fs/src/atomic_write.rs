@@ -276,9 +276,16 @@ fn commit(
     })
 }
 
+/// Test switch: make `create` take the staging-file route (see `testing::force_staging`).
+pub(crate) static FORCE_STAGING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// An unnamed `O_TMPFILE` in `dir`, or `None` when the filesystem (or a missing `/proc`, which
 /// the publication needs) rules it out.
 fn create_anonymous(dir: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
+    if FORCE_STAGING.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(None);
+    }
     static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
         return Ok(None);

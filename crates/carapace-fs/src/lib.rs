@@ -40,3 +40,13 @@ pub use options::{
     WriteOptions, WriteOutcome,
 };
 pub use root::Root;
+
+/// Switches for tests of this crate; not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    /// Makes every `create` in this process use the named staging file + `RENAME_NOREPLACE`
+    /// route instead of `O_TMPFILE` + `linkat`, as on filesystems without `O_TMPFILE`.
+    pub fn force_staging(on: bool) {
+        crate::atomic_write::FORCE_STAGING.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}

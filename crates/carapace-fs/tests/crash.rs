@@ -33,6 +33,57 @@ fn child_writer() {
     }
 }
 
+/// The child: creates fresh files forever (the `O_TMPFILE` + `linkat` route).
+#[test]
+#[ignore = "run by kill9_during_create_leaves_nothing_partial as a child process"]
+fn child_creator() {
+    let Some(dir) = std::env::var_os(DIR_ENV) else {
+        return;
+    };
+    let root = Root::open(Path::new(&dir)).unwrap();
+    let pid = std::process::id();
+    for i in 0u64.. {
+        let b = (i % 250) as u8 + 1;
+        root.create(
+            Path::new(&format!("c-{pid}-{i}")),
+            &[b; LEN],
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn kill9_during_create_leaves_nothing_partial() {
+    let fx = Fixture::new();
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..10u64 {
+        let mut child = Command::new(&exe)
+            .args(["--ignored", "--exact", "child_creator", "--test-threads=1"])
+            .env(DIR_ENV, &fx.root_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 + (round * 7) % 60));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut files = 0;
+    for e in std::fs::read_dir(&fx.root_path).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(name.starts_with("c-"), "unexpected entry {name}");
+        let b = std::fs::read(e.path()).unwrap();
+        assert_eq!(b.len(), LEN, "{name}: partial file visible");
+        assert!(b.iter().all(|x| *x == b[0]), "{name}: mixed content");
+        assert_eq!(mode_of(&e.path()), 0o644);
+        files += 1;
+    }
+    assert!(files > 0, "the creator never created anything");
+    eprintln!("{files} complete files, no partial ones, no staging names");
+}
+
 #[test]
 fn kill9_leaves_old_or_new() {
     let fx = Fixture::new();
