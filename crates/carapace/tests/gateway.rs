@@ -283,6 +283,7 @@ async fn configured_token_wins_and_carapace_up_prints_connection_help() {
         "{banner}"
     );
     assert!(banner.contains("secrets/gateway-token"), "{banner}");
+    assert!(banner.contains("sandbox: mode \"off\""), "{banner}");
     assert!(banner.contains("\"mcp\""), "stdio snippet: {banner}");
     assert!(banner.contains("Bearer"), "http snippet: {banner}");
     assert!(state.join("secrets/gateway-token").exists());

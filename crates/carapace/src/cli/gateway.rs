@@ -49,6 +49,7 @@ pub async fn up(args: UpArgs, g: &Global) -> Result<(), ErrorEnvelope> {
     let (path, _) = config_path(g.config.as_deref());
     let flag = g.config.clone();
     let json = g.json;
+    let sandbox = sandbox_line(&config);
     carapace_gateway::run(RunOptions {
         config,
         config_path: path,
@@ -56,12 +57,35 @@ pub async fn up(args: UpArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         factory: carapace_gateway::tools_backend::tools_factory(),
         bind: args.bind,
         reload_interval: (!args.no_reload).then_some(Duration::from_secs(1)),
-        on_ready: Box::new(move |r: &Ready| announce(json, r)),
+        on_ready: Box::new(move |r: &Ready| announce(json, r, &sandbox)),
     })
     .await
 }
 
-fn announce(json: bool, r: &Ready) {
+/// One line on what `exec` will run in, for the banner.
+fn sandbox_line(config: &carapace_policy::Config) -> String {
+    let eff = match config.resolve(&carapace_policy::ResolveInput::default()) {
+        Ok(e) => e,
+        Err(e) => return format!("cannot resolve the default policy: {e}"),
+    };
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mode = name(serde_json::to_value(eff.mode.value));
+    let status = carapace_sandbox::SandboxManager::new().backend_status(eff.backend.value);
+    if eff.sandboxed {
+        format!("mode {mode:?}, backend: {}", status.detail)
+    } else {
+        format!(
+            "mode {mode:?}: the main session's exec runs on the host (agents.defaults.sandbox.mode \"all\" sandboxes it; backend: {})",
+            status.detail
+        )
+    }
+}
+
+fn announce(json: bool, r: &Ready, sandbox: &str) {
     let base = format!("http://{}", r.addr);
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -105,6 +129,7 @@ fn announce(json: bool, r: &Ready) {
         "configPath": r.config_path.display().to_string(),
         "auditLog": r.audit_path.display().to_string(),
         "pid": std::process::id(),
+        "sandbox": sandbox,
     });
     let token_cmd = match &token_path {
         Some(p) => format!("$(cat {p})"),
@@ -121,6 +146,7 @@ fn announce(json: bool, r: &Ready) {
          \x20 state:  {}\n\
          \x20 config: {} ({config_note})\n\
          \x20 audit:  {}\n\
+         \x20 sandbox: {sandbox}\n\
          \n\
          Invoke a tool over HTTP:\n\
          \x20 curl -sS {base}/tools/invoke -H \"Authorization: Bearer {token_cmd}\" \\\n\
