@@ -5,8 +5,11 @@
 //! one arm in [`run`].
 
 mod config;
+mod doctor;
 mod gateway;
 mod mcp;
+mod media;
+mod message;
 mod sandbox;
 mod tool;
 
@@ -64,6 +67,14 @@ enum Command {
     /// Sandboxes: list, explain (policy, why, mounts, backend), recreate.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCmd),
+    /// Send text and files to a channel (`send`, `upload-file`).
+    #[command(subcommand)]
+    Message(message::MessageCmd),
+    /// The media store: save a file or URL (0644), list, prune.
+    #[command(subcommand)]
+    Media(media::MediaCmd),
+    /// Find files an outbound send would refuse, say why, fix modes with --fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs the parsed command line.
@@ -79,5 +90,8 @@ pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
         Command::Mcp(args) => mcp::run(args, &global).await,
         Command::Tool(cmd) => tool::run(cmd, &global).await,
         Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
+        Command::Message(cmd) => message::run(cmd, &global).await,
+        Command::Media(cmd) => media::run(cmd, &global).await,
+        Command::Doctor(args) => doctor::run(args, &global).await,
     }
 }

@@ -1,0 +1,262 @@
+//! `carapace doctor [--fix]`: finds files in the media dir, the agent workspaces, the sandbox
+//! directories and `extraRoots` that an outbound send would refuse, says why for each, and with
+//! `--fix` adds the read bits that are missing (`chmod g+r,o+r`).
+//!
+//! Never widened: files that look like secrets (keys, `.env`, tokens, credentials…) and
+//! anything under the state dir's `secrets/`; hardlinked files (a chmod would change the other
+//! name too) and files owned by another user are reported, never changed. The walk goes
+//! through carapace-fs and never follows a symlink.
+
+use std::path::{Path, PathBuf};
+
+use carapace_fs::{FileKind, Root};
+use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, ResolveInput, mode_string};
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use super::Global;
+use crate::context::load_config;
+use crate::output::emit_ok;
+
+/// Most entries one run looks at.
+const MAX_ENTRIES: usize = 200_000;
+/// Deepest directory level walked.
+const MAX_DEPTH: usize = 64;
+
+/// `carapace doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Fix the modes that can be fixed safely (adds group/others read; never on secrets).
+    #[arg(long)]
+    fix: bool,
+}
+
+/// One file an outbound send would refuse.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Finding {
+    path: PathBuf,
+    root: String,
+    mode: String,
+    code: ErrorCode,
+    reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixed_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_fixed: Option<String>,
+}
+
+/// True for names that look like keys, tokens or credentials.
+pub fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("id_rsa")
+        || n.starts_with("id_ed25519")
+        || n.starts_with("id_ecdsa")
+        || n.starts_with("id_dsa")
+        || n == ".env"
+        || n.starts_with(".env.")
+        || n.ends_with(".pem")
+        || n.ends_with(".key")
+        || n.ends_with(".p12")
+        || n.ends_with(".pfx")
+        || n.ends_with(".kdbx")
+        || n.contains("secret")
+        || n.contains("token")
+        || n.contains("credential")
+        || n.contains("password")
+        || n == ".netrc"
+        || n == ".npmrc"
+        || n == ".pgpass"
+        || n == "authorized_keys"
+        || n == "known_hosts"
+}
+
+fn roots(config: &Config) -> Vec<(String, PathBuf)> {
+    let mut v = vec![("media".to_string(), config.media_dir())];
+    let mut agents = vec!["main".to_string()];
+    agents.extend(config.file.agents.entries.keys().cloned());
+    agents.extend(config.file.agents.list.iter().filter_map(|a| a.id.clone()));
+    for a in &agents {
+        v.push((format!("workspace:{a}"), config.agent_workspace(a).value));
+        if let Ok(eff) = config.resolve(&ResolveInput {
+            agent: Some(a),
+            ..ResolveInput::default()
+        }) {
+            v.push(("sandboxes".to_string(), eff.workspace_root.value));
+        }
+    }
+    for r in &config.file.tools.message.outbound_media_policy.extra_roots {
+        v.push(("extraRoot".to_string(), PathBuf::from(r)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|(_, p)| seen.insert(p.clone()) && p.is_dir());
+    v
+}
+
+struct Walk<'a> {
+    fix: bool,
+    allow_owner_only: bool,
+    uid: u32,
+    secrets_dir: PathBuf,
+    findings: &'a mut Vec<Finding>,
+    scanned: usize,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, root: &Root, label: &str, rel: &Path, depth: usize) {
+        if depth > MAX_DEPTH || self.scanned >= MAX_ENTRIES {
+            return;
+        }
+        let Ok(entries) = root.list(rel) else { return };
+        for e in entries {
+            self.scanned += 1;
+            if self.scanned >= MAX_ENTRIES {
+                return;
+            }
+            let child = rel.join(&e.name);
+            match e.meta.kind {
+                FileKind::Dir => self.dir(root, label, &child, depth + 1),
+                FileKind::File if !e.name.starts_with(carapace_fs::STAGING_PREFIX) => {
+                    self.file(root, label, &child, &e.name, &e.meta)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn file(
+        &mut self,
+        root: &Root,
+        label: &str,
+        rel: &Path,
+        name: &str,
+        m: &carapace_fs::FileMeta,
+    ) {
+        let host = root.host_path().join(rel);
+        let finding = |code: ErrorCode, reason: String| Finding {
+            path: host.clone(),
+            root: label.to_string(),
+            mode: mode_string(m.mode),
+            code,
+            reason,
+            fixed_mode: None,
+            not_fixed: None,
+        };
+        if m.nlink > 1 {
+            let mut f = finding(
+                ErrorCode::HardlinkRefused,
+                format!(
+                    "has {} hard links; outbound sends refuse hardlinked files",
+                    m.nlink
+                ),
+            );
+            f.not_fixed = Some("copy the file (or save it with `carapace media save`)".into());
+            self.findings.push(f);
+            return;
+        }
+        if m.mode & 0o004 != 0 || self.allow_owner_only {
+            return;
+        }
+        let other_user = m.uid != self.uid && self.uid != 0;
+        if other_user && m.mode & 0o040 == 0 {
+            let mut f = finding(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "owned by uid {} with mode {}: carapace (uid {}) cannot read it",
+                    m.uid,
+                    mode_string(m.mode),
+                    self.uid
+                ),
+            );
+            f.not_fixed = Some("owned by another user: chown or chmod it as that user".into());
+            self.findings.push(f);
+            return;
+        }
+        let mut f = finding(
+            ErrorCode::OutboundMediaPermsTooRestrictive,
+            format!(
+                "mode {} has no others-read bit: File {} has mode {} and cannot be sent over an outbound channel",
+                mode_string(m.mode),
+                host.display(),
+                mode_string(m.mode)
+            ),
+        );
+        if looks_secret(name) || host.starts_with(&self.secrets_dir) {
+            f.not_fixed = Some("looks like a secret; carapace never widens it".into());
+        } else if other_user {
+            f.not_fixed = Some(format!("owned by uid {}, not carapace's", m.uid));
+        } else if self.fix {
+            let new = (m.mode | 0o444) & 0o7777;
+            match root.set_mode(rel, new) {
+                Ok(()) => f.fixed_mode = Some(mode_string(new)),
+                Err(e) => f.not_fixed = Some(e.to_envelope().message),
+            }
+        }
+        self.findings.push(f);
+    }
+}
+
+/// Runs `doctor`.
+pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
+    let config = load_config(g.config.as_deref(), true)?;
+    let allow_owner_only = config
+        .file
+        .tools
+        .message
+        .outbound_media_policy
+        .allow_owner_only;
+    let mut findings = Vec::new();
+    let mut scanned_roots = Vec::new();
+    let mut w = Walk {
+        fix: args.fix,
+        allow_owner_only,
+        uid: rustix::process::geteuid().as_raw(),
+        secrets_dir: config.state_dir.join("secrets"),
+        findings: &mut findings,
+        scanned: 0,
+    };
+    for (label, path) in roots(&config) {
+        let Ok(root) = Root::open(&path) else {
+            continue;
+        };
+        scanned_roots.push(json!({"kind": label, "path": path}));
+        w.dir(&root, &label, Path::new(""), 0);
+    }
+    let scanned = w.scanned;
+    let fixed = findings.iter().filter(|f| f.fixed_mode.is_some()).count();
+    let mut human = String::new();
+    for f in &findings {
+        human.push_str(&format!(
+            "{} [{}] {}: {}",
+            f.code,
+            f.root,
+            f.path.display(),
+            f.reason
+        ));
+        match (&f.fixed_mode, &f.not_fixed) {
+            (Some(m), _) => human.push_str(&format!("\n    fixed: now {m}")),
+            (None, Some(why)) => human.push_str(&format!("\n    not fixed: {why}")),
+            (None, None) => {
+                human.push_str("\n    fix: chmod 644 it, or run `carapace doctor --fix`")
+            }
+        }
+        human.push('\n');
+    }
+    if allow_owner_only {
+        human.push_str("note: tools.message.outboundMediaPolicy.allowOwnerOnly is true, so owner-only files are sent as they are\n");
+    }
+    human.push_str(&format!(
+        "{} file(s) an outbound send would refuse, {} fixed, {} entries scanned in {} root(s)",
+        findings.len(),
+        fixed,
+        scanned,
+        scanned_roots.len()
+    ));
+    emit_ok(
+        g.json,
+        json!({"findings": findings, "fixed": fixed, "scanned": scanned, "roots": scanned_roots}),
+        &human,
+    );
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! Seed 000 through the CLI, with the `carapace` binary running under `umask 077`, against a
+//! real Synapse (scripts/synapse.sh): `media save` of a private file → 0644 → `message
+//! upload-file` arrives byte-identical; the same kind of file at 0600 → exit 3 with
+//! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing sent; `doctor` finds it and `--fix`
+//! fixes it (never a secret-looking file); `/etc/hostname` is outside the roots. The inbox
+//! part needs no server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn carapace(state: &Path, config: &Path, args: &[&str]) -> Run {
+    let bin = env!("CARGO_BIN_EXE_carapace");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$@\"")
+        .arg("sh")
+        .arg(bin)
+        .arg("--json")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("CARAPACE_STATE_DIR", state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+fn png(tag: u8) -> Vec<u8> {
+    // Signature + IHDR of a 2x2 image + filler: the sniffers see a PNG.
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x02\0\0\0\x02\x08\x02\0\0\0\0\0\0\0".to_vec();
+    v.extend((0..5000u32).map(|i| (i as u8).wrapping_mul(tag)));
+    v
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn inbox_send_media_save_doctor_without_a_server() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let cfg = t.path().join("c.json5");
+    std::fs::write(&cfg, "{}").unwrap();
+    // A private file, as a umask-077 process would leave it.
+    let ws = state.join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("shot.png"), png(3)).unwrap();
+    std::fs::set_permissions(
+        ws.join("shot.png"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(ws.join("id_ed25519"), "KEY").unwrap();
+    std::fs::set_permissions(
+        ws.join("id_ed25519"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let r = carapace(
+        &state,
+        &cfg,
+        &[
+            "message",
+            "upload-file",
+            "--target",
+            "user:me",
+            "--file-path",
+            "/workspace/shot.png",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.json["ok"], false);
+    assert_eq!(
+        r.json["error"]["code"],
+        "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE"
+    );
+    assert_eq!(
+        r.json["error"]["message"],
+        "File /workspace/shot.png has mode 0600 and cannot be sent over an outbound channel."
+    );
+    assert_eq!(r.json["error"]["details"]["mode"], "0600");
+    assert!(
+        !state.join("inbox").join("user-me").exists()
+            || std::fs::read_dir(state.join("inbox/user-me"))
+                .unwrap()
+                .count()
+                == 0
+    );
+
+    let r = carapace(
+        &state,
+        &cfg,
+        &["media", "save", ws.join("shot.png").to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let saved = r.json["path"].as_str().unwrap().to_string();
+    assert_eq!(mode(Path::new(&saved)), 0o644);
+    assert_eq!(mode(&state.join("media")), 0o755);
+    let r = carapace(
+        &state,
+        &cfg,
+        &[
+            "message",
+            "send",
+            "--target",
+            "user:me",
+            "--message",
+            "hi",
+            "--media",
+            &saved,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let remote = r.json["attachments"][0]["remoteId"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(state.join("inbox").join(remote)).unwrap(),
+        png(3)
+    );
+
+    let r = carapace(
+        &state,
+        &cfg,
+        &[
+            "message",
+            "send",
+            "--target",
+            "user:me",
+            "--media",
+            "/etc/hostname",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.json["error"]["code"].as_str()),
+        (3, Some("OUTBOUND_MEDIA_OUTSIDE_ROOTS"))
+    );
+
+    let r = carapace(&state, &cfg, &["doctor"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let findings = r.json["findings"].as_array().unwrap();
+    let paths: Vec<&str> = findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("workspace/shot.png")),
+        "{findings:?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["code"] == "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE")
+    );
+    let r = carapace(&state, &cfg, &["doctor", "--fix"]);
+    assert_eq!(r.json["fixed"], 1, "{}", r.json);
+    assert_eq!(mode(&ws.join("shot.png")), 0o644);
+    assert_eq!(
+        mode(&ws.join("id_ed25519")),
+        0o600,
+        "a secret is never widened"
+    );
+    let r = carapace(
+        &state,
+        &cfg,
+        &[
+            "message",
+            "upload-file",
+            "--target",
+            "user:me",
+            "--file-path",
+            "/workspace/shot.png",
+            "--caption",
+            "c",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let r = carapace(
+        &state,
+        &cfg,
+        &[
+            "message",
+            "send",
+            "--channel",
+            "matrix",
+            "--target",
+            "room:!x:y",
+            "--message",
+            "x",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.json["error"]["code"].as_str()),
+        (2, Some("CHANNEL_NOT_CONFIGURED"))
+    );
+    assert!(r.json["error"]["hint"].as_str().is_some());
+}
+
+#[test]
+fn seed_000_matrix_through_the_cli() {
+    let Some(url) = carapace_testkit::synapse_url() else {
+        return;
+    };
+    let users: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let token = users["bot"]["accessToken"].as_str().unwrap().to_string();
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = t.path().join("c.json5");
+    std::fs::write(&cfg, format!(r#"{{ channels: {{ matrix: {{ homeserver: "{url}", accessToken: "${{MX_TOKEN_TEST}}" }} }} }}"#)).unwrap();
+    // Secrets come from the environment.
+    // SAFETY-free: the env var is given to the child only.
+    let room: String = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let v: Value = reqwest::Client::new()
+                .post(format!("{url}/_matrix/client/v3/createRoom"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["room_id"].as_str().unwrap().to_string()
+        })
+    };
+    let run = |args: &[&str]| {
+        let bin = env!("CARGO_BIN_EXE_carapace");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("umask 077; exec \"$@\"")
+            .arg("sh")
+            .arg(bin)
+            .arg("--json")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .env("CARAPACE_STATE_DIR", &state)
+            .env("MX_TOKEN_TEST", &token)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_str::<Value>(String::from_utf8_lossy(&out.stdout).trim())
+                .unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let target = format!("room:{room}");
+    let src = t.path().join("shot.png");
+    std::fs::write(&src, png(7)).unwrap();
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, saved, err) = run(&["media", "save", src.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let media = saved["path"].as_str().unwrap().to_string();
+    let (code, sent, err) = run(&[
+        "message",
+        "upload-file",
+        "--channel",
+        "matrix",
+        "--target",
+        &target,
+        "--file-path",
+        &media,
+        "--caption",
+        "seed 000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mxc = sent["attachments"][0]["remoteId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!(
+                "{url}/_matrix/client/v1/media/download/{}",
+                mxc.trim_start_matches("mxc://")
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    });
+    assert_eq!(got, png(7));
+    let count = || {
+        rt.block_on(async {
+            let v: Value = reqwest::Client::new()
+                .get(format!(
+                    "{url}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
+                    room.replace('!', "%21").replace(':', "%3A")
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["chunk"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "m.room.message")
+                .count()
+        })
+    };
+    let before = count();
+    // The seed's failure: the same file at 0600 in the media dir.
+    std::fs::set_permissions(&media, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, e, _) = run(&[
+        "message",
+        "upload-file",
+        "--channel",
+        "matrix",
+        "--target",
+        &target,
+        "--file-path",
+        &media,
+    ]);
+    assert_eq!(code, 3);
+    assert_eq!(e["error"]["code"], "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE");
+    assert_eq!(
+        e["error"]["message"],
+        format!("File {media} has mode 0600 and cannot be sent over an outbound channel.")
+    );
+    let hint = e["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("chmod 644")
+            && hint.contains("media save")
+            && hint.contains("allowOwnerOnly")
+    );
+    assert_eq!(count(), before, "nothing was sent");
+}
