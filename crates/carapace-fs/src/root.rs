@@ -239,8 +239,9 @@ impl Root {
     }
 
     /// Sets the permission bits of the object at `rel` exactly (the umask plays no part). The
-    /// object is pinned with an `O_PATH | O_NOFOLLOW` open first; a final symlink is refused
-    /// and the mode is applied to that very inode (`/proc/self/fd`, or an fd re-open checked
+    /// object is pinned with an `O_PATH | O_NOFOLLOW` open first; a final symlink is refused,
+    /// so is a non-directory with more than one hard link (its other names may be outside the
+    /// root), and the mode is applied to that very inode (`/proc/self/fd`, or an fd re-open checked
     /// against the pinned inode when `/proc` is missing).
     pub fn set_mode(&self, rel: &Path, mode: u32) -> Result<(), FsError> {
         let comps = self.comps(rel)?;
@@ -250,6 +251,14 @@ impl Root {
         if meta.kind == FileKind::Symlink {
             return Err(FsError::SymlinkRefused {
                 path: rel.to_path_buf(),
+            });
+        }
+        // A mode belongs to the inode: chmod of a hardlinked file would also change its other
+        // names, which may be outside the root.
+        if meta.kind != FileKind::Dir && meta.nlink > 1 {
+            return Err(FsError::HardlinkRefused {
+                path: rel.to_path_buf(),
+                nlink: meta.nlink,
             });
         }
         let mode = Mode::from_raw_mode(mode & 0o7777);

@@ -183,6 +183,10 @@ fn hardlink_to_an_outside_file_is_refusable() {
             root.read(p("link.txt"), &ReadOptions::default()).unwrap(),
             b"TOP SECRET"
         );
+        // chmod would change the outside name too: refused.
+        let e = root.set_mode(p("link.txt"), 0o777).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::HardlinkRefused);
+        assert_eq!(mode_of(&fx.outside.join("secret.txt")), 0o644);
         // ...and a write replaces the link inside the root, never the outside inode.
         root.write(p("link.txt"), b"mine", &WriteOptions::default())
             .unwrap();
