@@ -41,13 +41,23 @@ fn main() {
     let config = Config::parse(
         &text,
         "bench.json5",
-        &LoadEnv { var: &var, home: "/h", state_dir: dir.path().join("state") },
+        &LoadEnv {
+            var: &var,
+            home: "/h",
+            state_dir: dir.path().join("state"),
+        },
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let manager = SandboxManager::new();
     let key = "agent:main:telegram:dm:1";
-    let input = ResolveInput { session_key: Some(key), ..Default::default() };
+    let input = ResolveInput {
+        session_key: Some(key),
+        ..Default::default()
+    };
 
     // The same command line carapace builds, for the direct runs.
     let session = manager.session(&config, &input).unwrap();
@@ -84,7 +94,14 @@ fn main() {
             let t = Instant::now();
             let s = manager.session(&config, &input).unwrap();
             let out = manager
-                .exec(&config, &s, ExecParams { command: "true".into(), ..Default::default() })
+                .exec(
+                    &config,
+                    &s,
+                    ExecParams {
+                        command: "true".into(),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap();
             assert_eq!(out.exit_code, 0);
@@ -102,10 +119,18 @@ fn main() {
     }
     let (dm, dp, da) = stats(d);
     let (cm, cp, ca) = stats(c);
-    println!("exec true on bwrap, {runs} runs each, interleaved ({})", bwrap.display());
+    println!(
+        "exec true on bwrap, {runs} runs each, interleaved ({})",
+        bwrap.display()
+    );
     println!("| path | median | p99 | mean |");
     println!("|---|---|---|---|");
     println!("| bwrap command line, direct | {dm:.2} ms | {dp:.2} ms | {da:.2} ms |");
     println!("| carapace exec (SandboxManager) | {cm:.2} ms | {cp:.2} ms | {ca:.2} ms |");
-    println!("| ratio | {:.2}× | {:.2}× | {:.2}× |", cm / dm, cp / dp, ca / da);
+    println!(
+        "| ratio | {:.2}× | {:.2}× | {:.2}× |",
+        cm / dm,
+        cp / dp,
+        ca / da
+    );
 }

@@ -201,6 +201,7 @@ impl SandboxManager {
             .lock()
             .map(|p| p.contains_key(&key))
             .unwrap_or(false);
+        check_not_symlink(&session)?;
         if !done {
             self.prepare_dirs(&session)?;
             if let Ok(mut p) = self.prepared.lock() {
@@ -368,4 +369,18 @@ fn looks_like_slug(name: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// A sandbox directory must be a real directory, not a symlink: bwrap binds and `Root::open`
+/// follow a symlinked source, so a link planted there (say, by an `rw` session when the
+/// workspace root was configured inside the agent workspace) would redirect this session's
+/// mount. Checked on every use; a missing directory is fine here (`prepare_dirs` creates it).
+/// The agent workspace is the operator's path and may be a symlink.
+fn check_not_symlink(s: &Session) -> Result<(), SandboxError> {
+    let dir = &s.eff.sandbox_dir;
+    let mounted = s.table.mounts.iter().any(|m| &m.host_path == dir);
+    if mounted && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(carapace_fs::FsError::SymlinkRefused { path: dir.clone() }.into());
+    }
+    Ok(())
 }

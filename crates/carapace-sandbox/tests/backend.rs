@@ -171,3 +171,28 @@ async fn missing_bind_source_is_typed() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ConfigInvalid);
 }
+
+#[tokio::test]
+async fn symlinked_sandbox_dir_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(t.path(), r#"mode: "all", workspaceAccess: "session""#);
+    let m = no_backends(t.path());
+    let eff = cfg
+        .resolve(&ResolveInput {
+            session_key: Some(S),
+            ..Default::default()
+        })
+        .unwrap();
+    std::fs::create_dir_all(t.path().join("sbx")).unwrap();
+    std::os::unix::fs::symlink("/etc", &eff.sandbox_dir).unwrap();
+    let e = m
+        .session(
+            &cfg,
+            &ResolveInput {
+                session_key: Some(S),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SymlinkRefused);
+}
