@@ -27,7 +27,7 @@ pub mod registry;
 pub mod spec;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
@@ -203,9 +203,9 @@ impl DockerBackend {
     }
 
     /// Plans the container of a session: the container user defaults to the owner of the
-    /// `/workspace` host directory. Managed mount sources (`/workspace`, `/agent`) must be real
-    /// directories, not symlinks (the engine would follow a link anywhere on the host); every
-    /// source must exist.
+    /// `/workspace` host directory (carapace's own uid:gid when it does not exist yet: the
+    /// manager creates it as carapace). Managed mount sources (`/workspace`, `/agent`) must be
+    /// real directories, not symlinks (the engine would follow a link anywhere on the host).
     pub fn plan(
         &self,
         eff: &EffectiveSandbox,
@@ -213,12 +213,18 @@ impl DockerBackend {
     ) -> Result<ContainerPlan, DockerError> {
         let mut owner = None;
         for m in &table.mounts {
-            let meta = std::fs::symlink_metadata(&m.host_path).map_err(|source| {
-                DockerError::HostPath {
-                    path: m.host_path.display().to_string(),
-                    source,
+            let meta = match std::fs::symlink_metadata(&m.host_path) {
+                Ok(meta) => meta,
+                // Not created yet: the sandbox manager creates the managed directories as
+                // carapace's own user before first use; the engine refuses a missing bind.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(DockerError::HostPath {
+                        path: m.host_path.display().to_string(),
+                        source,
+                    });
                 }
-            })?;
+            };
             if meta.file_type().is_symlink() && m.kind != MountKind::Bind {
                 return Err(carapace_fs::FsError::SymlinkRefused {
                     path: m.host_path.clone(),
@@ -230,10 +236,12 @@ impl DockerBackend {
                 owner = Some((meta.uid(), meta.gid()));
             }
         }
-        let owner = match owner {
-            Some(o) => o,
-            None => owner_of(&eff.sandbox_dir)?,
-        };
+        let owner = owner.unwrap_or_else(|| {
+            (
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw(),
+            )
+        });
         ContainerPlan::new(eff, table, owner)
     }
 
@@ -261,15 +269,6 @@ impl DockerBackend {
             m.remove(name);
         }
     }
-}
-
-fn owner_of(p: &Path) -> Result<(u32, u32), DockerError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(p).map_err(|source| DockerError::HostPath {
-        path: p.display().to_string(),
-        source,
-    })?;
-    Ok((meta.uid(), meta.gid()))
 }
 
 /// `DockerBackend::list` as a function, for the CLI.

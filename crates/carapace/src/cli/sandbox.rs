@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use carapace_policy::mounts::{self, MountKind};
 use carapace_policy::{CarapaceError, Decided, ErrorEnvelope, ResolveInput};
-use carapace_sandbox::{BackendStatus, SandboxManager};
+use carapace_sandbox::docker::{self, DockerBackend, DockerOptions, Selector};
+use carapace_sandbox::{BackendKind, BackendStatus, SandboxManager};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -20,8 +21,23 @@ pub enum SandboxCmd {
     List,
     /// Explain the sandbox one session gets: effective policy, why, mounts, backend.
     Explain(Target),
-    /// Re-check a session's sandbox directories and re-seed missing bootstrap files.
-    Recreate(Target),
+    /// Re-check a session's sandbox directories and re-seed missing bootstrap files; with the
+    /// docker backend, remove containers (`--all | --session K | --agent A [--force]`) so the
+    /// next use creates them from the current config.
+    Recreate(RecreateArgs),
+}
+
+/// `carapace sandbox recreate` arguments.
+#[derive(Debug, Args)]
+pub struct RecreateArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Docker: every container of this installation.
+    #[arg(long)]
+    all: bool,
+    /// Docker: also remove containers used in the last 5 minutes.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Which session.
@@ -99,7 +115,16 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                         .unwrap_or_default()
                 );
             }
-            emit_ok(g.json, json!({ "backend": st, "sandboxes": dirs }), &h);
+            let containers = if st.selected == Some(BackendKind::Docker) {
+                docker_list(&config, &mut h).await
+            } else {
+                json!(null)
+            };
+            emit_ok(
+                g.json,
+                json!({ "backend": st, "sandboxes": dirs, "containers": containers }),
+                &h,
+            );
         }
         SandboxCmd::Explain(t) => {
             let eff = config.resolve(&t.input()).map_err(|e| e.to_envelope())?;
@@ -170,6 +195,9 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             }
             if eff.sandboxed {
                 let _ = writeln!(h, "Backend: {}", backend_line(&st));
+                if st.selected == Some(BackendKind::Docker) {
+                    docker_explain(&config, &eff, &table, &mut h).await;
+                }
             } else {
                 let _ = writeln!(h, "Backend: host (unsandboxed)");
             }
@@ -185,7 +213,14 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                 &h,
             );
         }
-        SandboxCmd::Recreate(t) => {
+        SandboxCmd::Recreate(r) => {
+            let eff = config
+                .resolve(&r.target.input())
+                .map_err(|e| e.to_envelope())?;
+            if manager.backend_status(eff.backend.value).selected == Some(BackendKind::Docker) {
+                return docker_recreate(&config, &r, g).await;
+            }
+            let t = r.target;
             let session = manager
                 .session(&config, &t.input())
                 .map_err(|e| e.to_envelope())?;
@@ -200,5 +235,117 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             );
         }
     }
+    Ok(())
+}
+
+fn docker_backend(config: &carapace_policy::Config) -> Result<DockerBackend, ErrorEnvelope> {
+    DockerBackend::new(DockerOptions::new(config.state_dir.clone())).map_err(|e| e.to_envelope())
+}
+
+/// `list`, docker part: this installation's containers (an unreachable engine is a line, not a
+/// failure of the whole listing).
+async fn docker_list(config: &carapace_policy::Config, h: &mut String) -> serde_json::Value {
+    let listed = match docker_backend(config) {
+        Ok(b) => docker::list(&b, Some(config))
+            .await
+            .map_err(|e| e.to_envelope()),
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(cs) => {
+            let _ = writeln!(h, "Docker containers:");
+            if cs.is_empty() {
+                let _ = writeln!(h, "  (none)");
+            }
+            for c in &cs {
+                let config_state = match c.config_match {
+                    Some(true) => "config matches".to_string(),
+                    Some(false) => c.note.clone().unwrap_or_else(|| "config changed".into()),
+                    None => "config unknown".to_string(),
+                };
+                let _ = writeln!(
+                    h,
+                    "  {}  {}  image {}  scope {}  {}",
+                    c.name,
+                    if c.running {
+                        "running"
+                    } else {
+                        c.state.as_str()
+                    },
+                    c.image,
+                    c.scope_key,
+                    config_state
+                );
+            }
+            serde_json::to_value(&cs).unwrap_or_default()
+        }
+        Err(e) => {
+            let _ = writeln!(h, "Docker containers: unavailable: {}", e.message);
+            json!({ "error": e })
+        }
+    }
+}
+
+/// `explain`, docker part: the scope's container and whether its config is stale.
+async fn docker_explain(
+    config: &carapace_policy::Config,
+    eff: &carapace_policy::EffectiveSandbox,
+    table: &carapace_policy::mounts::MountTable,
+    h: &mut String,
+) {
+    let line = match docker_backend(config) {
+        Ok(b) => match b.plan(eff, table) {
+            Ok(plan) => match b.explain(&plan).await {
+                Ok(Some(l)) => l,
+                Ok(None) => format!("container {} (not created yet)", plan.name),
+                Err(e) => format!("unavailable: {e}"),
+            },
+            Err(e) => format!("unavailable: {e}"),
+        },
+        Err(e) => format!("unavailable: {}", e.message),
+    };
+    let _ = writeln!(h, "Container: {line}");
+}
+
+/// `recreate`, docker: remove the selected containers.
+async fn docker_recreate(
+    config: &carapace_policy::Config,
+    r: &RecreateArgs,
+    g: &Global,
+) -> Result<(), ErrorEnvelope> {
+    let selector = match (&r.all, &r.target.session, &r.target.agent) {
+        (true, _, _) => Selector::All,
+        (false, Some(k), _) => Selector::Session(k.clone()),
+        (false, None, Some(a)) => Selector::Agent(a.clone()),
+        (false, None, None) => {
+            return Err(ErrorEnvelope::new(
+                carapace_policy::ErrorCode::BadRequest,
+                "name the containers to recreate",
+            )
+            .with_hint("carapace sandbox recreate --all | --session KEY | --agent ID [--force]"));
+        }
+    };
+    let b = docker_backend(config)?;
+    let rep = docker::recreate(&b, &selector, r.force)
+        .await
+        .map_err(|e| e.to_envelope())?;
+    let mut h = String::new();
+    for n in &rep.removed {
+        let _ = writeln!(
+            h,
+            "removed {n} (created again from the current config on next use)"
+        );
+    }
+    for (n, why) in &rep.skipped {
+        let _ = writeln!(h, "skipped {n}: {why}");
+    }
+    if rep.removed.is_empty() && rep.skipped.is_empty() {
+        let _ = writeln!(h, "no matching containers");
+    }
+    emit_ok(
+        g.json,
+        json!({ "removed": rep.removed, "skipped": rep.skipped }),
+        &h,
+    );
     Ok(())
 }
