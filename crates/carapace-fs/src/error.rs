@@ -284,3 +284,128 @@ impl CarapaceError for FsError {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn p() -> PathBuf {
+        PathBuf::from("media/shot.png")
+    }
+
+    #[test]
+    fn codes_and_facts() {
+        let cases: Vec<(FsError, ErrorCode)> = vec![
+            (
+                FsError::InvalidPath {
+                    path: p(),
+                    reason: "x",
+                },
+                ErrorCode::BadRequest,
+            ),
+            (
+                escape(&p(), Path::new("/ws"), "`..`"),
+                ErrorCode::PathOutsideRoot,
+            ),
+            (
+                FsError::SymlinkRefused { path: p() },
+                ErrorCode::SymlinkRefused,
+            ),
+            (
+                FsError::HardlinkRefused {
+                    path: p(),
+                    nlink: 2,
+                },
+                ErrorCode::HardlinkRefused,
+            ),
+            (
+                FsError::NotRegularFile {
+                    path: p(),
+                    kind: FileKind::Fifo,
+                },
+                ErrorCode::NotRegularFile,
+            ),
+            (
+                FsError::NotADirectory {
+                    path: p(),
+                    kind: FileKind::File,
+                },
+                ErrorCode::BadRequest,
+            ),
+            (
+                FsError::DirectoryNotEmpty { path: p() },
+                ErrorCode::BadRequest,
+            ),
+            (FsError::NotFound { path: p() }, ErrorCode::NotFound),
+            (
+                FsError::AlreadyExists { path: p() },
+                ErrorCode::AlreadyExists,
+            ),
+            (
+                FsError::TooLarge {
+                    path: p(),
+                    size: Some(11),
+                    limit: 10,
+                },
+                ErrorCode::TooLarge,
+            ),
+            (
+                FsError::TooManyEntries {
+                    path: p(),
+                    limit: 10,
+                },
+                ErrorCode::TooLarge,
+            ),
+            (
+                FsError::PermissionDenied {
+                    path: p(),
+                    host_path: PathBuf::from("/ws/media/shot.png"),
+                    op: "open",
+                    owner_uid: Some(1000),
+                    mode: Some(0o100600),
+                    process_uid: 0,
+                },
+                ErrorCode::PermissionDenied,
+            ),
+            (FsError::ResolverUnavailable("openat2"), ErrorCode::Internal),
+            (from_errno("write", &p(), Errno::NOSPC), ErrorCode::Internal),
+            (from_errno("open", &p(), Errno::NOENT), ErrorCode::NotFound),
+            (
+                from_errno("open", &p(), Errno::NAMETOOLONG),
+                ErrorCode::BadRequest,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+            let env = e.to_envelope();
+            assert!(!env.message.is_empty());
+            if !matches!(e, FsError::ResolverUnavailable(_)) {
+                assert_eq!(env.details["path"], "media/shot.png", "{e}");
+            }
+        }
+        let e = FsError::PermissionDenied {
+            path: p(),
+            host_path: PathBuf::from("/ws/media/shot.png"),
+            op: "open",
+            owner_uid: Some(1000),
+            mode: Some(0o100600),
+            process_uid: 0,
+        };
+        let d = e.details();
+        assert_eq!(d["mode"], "0600");
+        assert_eq!(d["ownerUid"], 1000);
+        assert_eq!(d["processUid"], 0);
+        assert_eq!(d["hostPath"], "/ws/media/shot.png");
+        assert!(e.hint().unwrap().contains("uid 1000 with mode 0600"));
+        let e = FsError::NotRegularFile {
+            path: p(),
+            kind: FileKind::Fifo,
+        };
+        assert_eq!(e.details()["kind"], "fifo");
+        assert_eq!(
+            e.to_string(),
+            "\"media/shot.png\" is a FIFO, not a regular file"
+        );
+    }
+}
