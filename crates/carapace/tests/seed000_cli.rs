@@ -357,3 +357,71 @@ fn seed_000_matrix_through_the_cli() {
     );
     assert_eq!(count(), before, "nothing was sent");
 }
+
+/// EACCES from the OS (a file owned by another user, e.g. written by a sandbox that ran as
+/// another uid) is PERMISSION_DENIED with the path, the owner, the mode and carapace's uid —
+/// never a raw errno or a 500. Needs root (to run carapace as `nobody` with setpriv).
+#[test]
+fn eacces_is_permission_denied_with_owner_mode_and_uid() {
+    if !carapace_testkit::is_root() || !carapace_testkit::have_program("setpriv") {
+        eprintln!("SKIP: needs root and setpriv to run carapace as another user");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let perm = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    perm(t.path(), 0o755);
+    let state = t.path().join("state");
+    let ws = state.join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    perm(&state, 0o755);
+    perm(&ws, 0o755);
+    let cfg = t.path().join("c.json5");
+    std::fs::write(&cfg, "{}").unwrap();
+    perm(&cfg, 0o644);
+    std::fs::write(ws.join("root.png"), png(1)).unwrap();
+    perm(&ws.join("root.png"), 0o600);
+    let bin = env!("CARGO_BIN_EXE_carapace");
+    // The binary must be reachable by nobody: copy it next to the config.
+    let exe = t.path().join("carapace");
+    std::fs::copy(bin, &exe).unwrap();
+    perm(&exe, 0o755);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--json", "--config"])
+        .arg(&cfg)
+        .args([
+            "message",
+            "upload-file",
+            "--target",
+            "user:me",
+            "--file-path",
+            "/workspace/root.png",
+        ])
+        .env("CARAPACE_STATE_DIR", &state)
+        .env("HOME", t.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{v} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v["error"]["code"], "PERMISSION_DENIED", "{v}");
+    let d = &v["error"]["details"];
+    assert_eq!(d["ownerUid"], 0);
+    assert_eq!(d["mode"], "0600");
+    assert_eq!(d["processUid"], 65534);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/workspace/root.png")
+            && msg.contains("uid 0")
+            && msg.contains("0600")
+            && msg.contains("65534"),
+        "{msg}"
+    );
+}
