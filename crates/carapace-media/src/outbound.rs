@@ -82,17 +82,10 @@ impl OutboundPolicy {
     }
 
     /// The policy of the session `eff` (mounts planned by `carapace_policy::mounts::plan`).
-    /// A sandboxed session's agent workspace is an allowed root too (it is the session's
-    /// workspace on the host even when it is mounted read-only or not at all).
+    /// Only what the session's table mounts counts as its workspace: a sandboxed session with
+    /// `workspaceAccess: "none"` cannot send from the agent workspace by host path either.
     pub fn for_session(config: &Config, eff: &EffectiveSandbox) -> OutboundPolicy {
-        let mut p = OutboundPolicy::new(config, Some(plan(eff)));
-        if !p.roots.iter().any(|r| r.host == eff.agent_workspace.value) {
-            p.roots.push(AllowedRoot {
-                kind: "workspace".into(),
-                host: eff.agent_workspace.value.clone(),
-            });
-        }
-        p
+        OutboundPolicy::new(config, Some(plan(eff)))
     }
 
     /// Maps `path` to a host path (step 1, lexical part): agent paths through the mount table,

@@ -268,3 +268,40 @@ fn media_store_names_are_shown_without_their_uuid() {
     assert_eq!(o.root_kind, "media");
     let _ = Path::new("");
 }
+
+#[test]
+fn a_sandboxed_session_sends_only_from_what_it_mounts() {
+    use carapace_policy::{Config, LoadEnv, ResolveInput};
+    let t = tempfile::tempdir().unwrap();
+    let ws = t.path().join("ws");
+    let text = format!(
+        r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ mode: "all", workspaceAccess: "none", workspaceRoot: "{}" }} }} }} }}"#,
+        ws.display(),
+        t.path().join("sb").display()
+    );
+    let var = |_: &str| None;
+    let config = Config::parse(
+        &text,
+        "t.json5",
+        &LoadEnv {
+            var: &var,
+            home: "/nonexistent",
+            state_dir: t.path().join("state"),
+        },
+    )
+    .unwrap();
+    let eff = config
+        .resolve(&ResolveInput {
+            session_key: Some("agent:main:x:1"),
+            ..ResolveInput::default()
+        })
+        .unwrap();
+    let p = OutboundPolicy::for_session(&config, &eff);
+    let kinds: Vec<&str> = p.roots.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["media", "sandbox"]);
+    assert!(
+        p.root_of(&ws.join("secret.png")).is_none(),
+        "agent workspace not mounted"
+    );
+    assert!(p.root_of(&eff.sandbox_dir.join("a.png")).is_some());
+}
