@@ -78,10 +78,12 @@ async fn changed_config_recreates_unless_recently_used() {
     assert_eq!(out.stdout, "one\n");
     let id1 = e.backend.ensure(e.sandbox(&s1).plan()).await.unwrap().id;
 
-    let cfg2 = e.config(json!({ "docker": { "readOnlyRoot": false } }));
+    // A resource change (not a change of what the sandbox can reach).
+    let cfg2 = e.config(json!({ "docker": { "memory": "256m" } }));
     let s2 = e.session(&cfg2, "agent:main:t1");
     let plan2 = e.sandbox(&s2).plan().clone();
     assert_ne!(plan2.config_hash, e.sandbox(&s1).plan().config_hash);
+    assert_eq!(plan2.access_hash, e.sandbox(&s1).plan().access_hash);
 
     // Used a minute ago: kept, with the command that applies the change.
     e.advance(Duration::from_secs(60));
@@ -106,21 +108,52 @@ async fn changed_config_recreates_unless_recently_used() {
         line.contains("recreate to apply: carapace sandbox recreate --agent main"),
         "{line}"
     );
-    // Exec still works in the kept container, which still has its read-only root.
-    let probe = "touch /probe 2>/dev/null && echo rw || echo ro";
-    assert_eq!(e.exec(&s2, probe).await.stdout, "ro\n");
+    // Exec still works in the kept container, which keeps its old limit.
+    let mem = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
+    let before = e.exec(&s2, mem).await.stdout;
+    assert_ne!(before, format!("{}\n", 256u64 << 20));
 
     // Idle past the hot window: the next use recreates it.
     e.advance(Duration::from_secs(6 * 60));
     let re = e.backend.ensure(&plan2).await.unwrap();
     assert_eq!(re.action, EnsureAction::Recreated);
     assert_ne!(re.id, id1);
-    assert_eq!(e.exec(&s2, probe).await.stdout, "rw\n");
+    assert_eq!(e.exec(&s2, mem).await.stdout, format!("{}\n", 256u64 << 20));
     let list = e.backend.list(Some(&cfg2)).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].config_match, Some(true));
     assert_eq!(list[0].note, None);
     assert_eq!(list[0].image, docker_common::image());
+}
+
+#[tokio::test]
+async fn a_change_of_reach_applies_even_when_recently_used() {
+    let Some(e) = env().await else { return };
+    std::fs::write(e.ws().join("AGENTS.md"), "agents").unwrap();
+    let rw = e.config(json!({ "workspaceAccess": "rw" }));
+    let s = e.session(&rw, "agent:main:t1");
+    assert_eq!(
+        e.exec(&s, "echo w > w.txt && echo wrote").await.stdout,
+        "wrote\n"
+    );
+    let id1 = e.backend.ensure(e.sandbox(&s).plan()).await.unwrap().id;
+
+    // Narrowed to read-only a second later: a kept container would let the shell write what
+    // the file tools now refuse, so it is recreated at once.
+    e.advance(Duration::from_secs(1));
+    let ro = e.config(json!({ "workspaceAccess": "ro" }));
+    let s = e.session(&ro, "agent:main:t1");
+    let out = e
+        .exec(
+            &s,
+            "touch /workspace/x 2>/dev/null && echo wrote || echo refused",
+        )
+        .await;
+    assert_eq!(out.stdout, "refused\n", "{out:?}");
+    assert!(!e.ws().join("x").exists());
+    let now = e.backend.ensure(e.sandbox(&s).plan()).await.unwrap();
+    assert_eq!(now.action, EnsureAction::Reused);
+    assert_ne!(now.id, id1);
 }
 
 #[tokio::test]

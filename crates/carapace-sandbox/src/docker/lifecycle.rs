@@ -6,6 +6,10 @@
 //! - A changed hash recreates the container, **unless it was used in the last
 //!   [`HOT_WINDOW_MS`]** (a command may be mid-flight, a shell may hold state in `/tmp`): then
 //!   it is kept, and `list` / `explain` say "recreate to apply" with the command.
+//! - carapace's one exception: when what the sandbox can *reach* changed (mount table, network,
+//!   user, capabilities, read-only root: the `carapace.accessHash` label), the container is
+//!   recreated even when hot. Keeping it would let the shell read or write what the file tools,
+//!   planned from the new config, refuse.
 //! - Last use comes from the registry; when there is no entry, the creation time stands in.
 //! - `recreate` removes containers (they are created again on next use); without `force`
 //!   those used within the hot window are skipped and reported.
@@ -23,8 +27,8 @@ use serde::Serialize;
 use super::error::DockerError;
 use super::registry::RegistryEntry;
 use super::spec::{
-    ContainerPlan, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS, LABEL_INSTANCE,
-    LABEL_SANDBOX, LABEL_SCOPE_KEY, LABEL_SESSION_KEY,
+    ContainerPlan, LABEL_ACCESS_HASH, LABEL_AGENT_ID, LABEL_CONFIG_HASH, LABEL_CREATED_AT_MS,
+    LABEL_INSTANCE, LABEL_SANDBOX, LABEL_SCOPE_KEY, LABEL_SESSION_KEY,
 };
 use super::{DockerBackend, Warm};
 
@@ -166,7 +170,8 @@ impl DockerBackend {
             },
         };
         let mut action = EnsureAction::Created;
-        let mut existing: Option<(String, String, i64, bool)> = None; // id, hash, created, running
+        // id, config hash, access hash, created, running
+        let mut existing: Option<(String, String, String, i64, bool)> = None;
         if let Some(c) = inspected {
             let labels = c
                 .config
@@ -174,6 +179,7 @@ impl DockerBackend {
                 .and_then(|c| c.labels.clone())
                 .unwrap_or_default();
             let hash = label(&labels, LABEL_CONFIG_HASH).to_string();
+            let access = label(&labels, LABEL_ACCESS_HASH).to_string();
             let created: i64 = label(&labels, LABEL_CREATED_AT_MS).parse().unwrap_or(0);
             let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
             let id = c.id.unwrap_or_else(|| name.to_string());
@@ -183,10 +189,17 @@ impl DockerBackend {
                 } else {
                     EnsureAction::Started
                 };
-                existing = Some((id, hash, created, running));
+                existing = Some((id, hash, access, created, running));
             } else {
                 let last_used = self.last_used(name, created);
-                if running && now - last_used < HOT_WINDOW_MS {
+                let hot = running && now - last_used < HOT_WINDOW_MS;
+                if hot && access != plan.access_hash {
+                    tracing::warn!(
+                        "sandbox access changed for {name} (mounts, network, user, capabilities or read-only root): recreating it although it was used {} s ago",
+                        (now - last_used) / 1000
+                    );
+                }
+                if hot && access == plan.access_hash {
                     let cmd = plan.recreate_command();
                     tracing::warn!(
                         "sandbox config changed for {name} (recently used): recreate to apply: {cmd}"
@@ -194,24 +207,24 @@ impl DockerBackend {
                     action = EnsureAction::KeptStale {
                         recreate_command: cmd,
                     };
-                    existing = Some((id, hash, created, running));
+                    existing = Some((id, hash, access, created, running));
                 } else {
                     self.remove(name).await?;
                     action = EnsureAction::Recreated;
                 }
             }
         }
-        let (id, container_hash, created) = match existing {
-            Some((id, hash, created, running)) => {
+        let (id, container_hash, container_access, created) = match existing {
+            Some((id, hash, access, created, running)) => {
                 if !running {
                     self.start(name).await?;
                 }
-                (id, hash, created)
+                (id, hash, access, created)
             }
             None => {
                 let id = self.create(plan, now).await?;
                 self.start(name).await?;
-                (id, plan.config_hash.clone(), now)
+                (id, plan.config_hash.clone(), plan.access_hash.clone(), now)
             }
         };
         let entry = RegistryEntry {
@@ -230,6 +243,7 @@ impl DockerBackend {
                 id: id.clone(),
                 plan_hash: plan.config_hash.clone(),
                 container_hash,
+                container_access,
                 entry,
                 touched_ms: now,
             },
@@ -247,7 +261,8 @@ impl DockerBackend {
         let now = self.now_ms();
         if let Some(w) = self.warm_get(&plan.name) {
             let fresh = w.container_hash == plan.config_hash
-                || now - w.entry.last_used_at_ms < HOT_WINDOW_MS;
+                || (w.container_access == plan.access_hash
+                    && now - w.entry.last_used_at_ms < HOT_WINDOW_MS);
             if w.plan_hash == plan.config_hash && fresh {
                 return Ok(w.id);
             }

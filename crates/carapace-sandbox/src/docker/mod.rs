@@ -95,6 +95,8 @@ struct Warm {
     plan_hash: String,
     /// Hash the container was created with.
     container_hash: String,
+    /// Access hash the container was created with.
+    container_access: String,
     entry: RegistryEntry,
     /// When the registry file was last written by this process.
     touched_ms: i64,

@@ -29,6 +29,11 @@ pub const LABEL_CREATED_AT_MS: &str = "carapace.createdAtMs";
 /// Hash of everything in [`ContainerPlan`] that is fixed at creation.
 pub const LABEL_CONFIG_HASH: &str = "carapace.configHash";
 
+/// Hash of the part of the config that decides what the sandbox can reach (mounts, network,
+/// user, capabilities, read-only root). A change there is applied even to a recently used
+/// container.
+pub const LABEL_ACCESS_HASH: &str = "carapace.accessHash";
+
 /// Which carapace installation owns the container: the first 12 hex digits of sha256 of its
 /// state directory. `list`, `recreate` and `prune` only ever touch their own instance's
 /// containers, so two installations (or parallel tests) can share an engine.
@@ -76,6 +81,9 @@ pub struct ContainerPlan {
     pub mounts: Vec<PlannedMount>,
     /// sha256 (first 16 hex digits) of the fields above except name and keys.
     pub config_hash: String,
+    /// sha256 (first 16 hex digits) of what decides the sandbox's reach: mounts, network, user,
+    /// capDrop, readOnlyRoot.
+    pub access_hash: String,
 }
 
 /// One bind mount of the plan.
@@ -167,8 +175,10 @@ impl ContainerPlan {
             pids_limit,
             mounts,
             config_hash: String::new(),
+            access_hash: String::new(),
         };
         plan.config_hash = plan.compute_hash();
+        plan.access_hash = plan.compute_access_hash();
         Ok(plan)
     }
 
@@ -189,8 +199,19 @@ impl ContainerPlan {
             "pidsLimit": self.pids_limit,
             "mounts": self.mounts,
         });
-        let bytes = serde_json::to_vec(&v).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))[..16].to_string()
+        short_hash(&v)
+    }
+
+    /// The hash of what decides the sandbox's reach.
+    fn compute_access_hash(&self) -> String {
+        short_hash(&serde_json::json!({
+            "v": 1,
+            "network": self.network,
+            "user": self.user,
+            "readOnlyRoot": self.read_only_root,
+            "capDrop": self.cap_drop,
+            "mounts": self.mounts,
+        }))
     }
 
     /// The labels of a container created now by carapace instance `instance`.
@@ -203,6 +224,7 @@ impl ContainerPlan {
             (LABEL_AGENT_ID.to_string(), self.agent_id.clone()),
             (LABEL_CREATED_AT_MS.to_string(), created_at_ms.to_string()),
             (LABEL_CONFIG_HASH.to_string(), self.config_hash.clone()),
+            (LABEL_ACCESS_HASH.to_string(), self.access_hash.clone()),
         ])
     }
 
@@ -270,6 +292,11 @@ pub fn recreate_command(scope: Scope, scope_key: &str, agent_id: &str) -> String
         Scope::Agent => format!("carapace sandbox recreate --agent {agent_id}"),
         Scope::Shared => "carapace sandbox recreate --all".into(),
     }
+}
+
+fn short_hash(v: &serde_json::Value) -> String {
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))[..16].to_string()
 }
 
 /// The instance id of a state directory (see [`LABEL_INSTANCE`]).
@@ -462,6 +489,26 @@ mod tests {
                 plan_of(changed, "agent:main:x").config_hash,
                 a.config_hash,
                 "{changed}"
+            );
+        }
+        let mem = plan_of(
+            r#"{agents:{defaults:{sandbox:{mode:"all",docker:{memory:"512m"}}}}}"#,
+            "agent:main:x",
+        );
+        assert_eq!(
+            mem.access_hash, a.access_hash,
+            "resources do not change the reach"
+        );
+        for reach in [
+            r#"{agents:{defaults:{sandbox:{mode:"all",docker:{network:"bridge"}}}}}"#,
+            r#"{agents:{defaults:{sandbox:{mode:"all",workspaceAccess:"rw"}}}}"#,
+            r#"{agents:{defaults:{sandbox:{mode:"all",docker:{readOnlyRoot:false}}}}}"#,
+            r#"{agents:{defaults:{sandbox:{mode:"all",docker:{capDrop:[]}}}}}"#,
+        ] {
+            assert_ne!(
+                plan_of(reach, "agent:main:x").access_hash,
+                a.access_hash,
+                "{reach}"
             );
         }
         let prefixed = plan_of(
