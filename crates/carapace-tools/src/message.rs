@@ -7,8 +7,9 @@
 //!
 //! Every file goes through the outbound reader of carapace-media (allowed roots → regular
 //! file, no symlink escape, not hardlinked → channel size limit → permission policy) **before
-//! anything is sent**; the fd that passed is the fd the channel streams. A `buffer` is saved
-//! through the media store first (0644), then sent like any media file.
+//! anything is sent**; the fd that passed is the fd the channel streams. A `buffer`, and an
+//! http(s) URL given as a path, are saved through the media store first (0644; downloads with
+//! the private-address guard), then sent like any media file.
 //!
 //! Result: `channel`, `target`, `messageId`, `messageIds`, and per attachment `path`,
 //! `filename`, `mime`, `bytes`, `remoteId`.
@@ -45,6 +46,10 @@ pub(crate) fn spec() -> ToolSpec {
             "required": ["target"]
         }),
     }
+}
+
+fn is_url(p: &str) -> bool {
+    p.starts_with("http://") || p.starts_with("https://")
 }
 
 /// Splits `MEDIA:<path>` lines out of a message: (remaining text, paths).
@@ -163,10 +168,20 @@ pub async fn send(
     let session = ctx.session(call)?;
     let policy = OutboundPolicy::for_session(&config, &session.eff);
     let limit = adapter.max_attachment_bytes();
-    if let Some((bytes, filename)) = buffer {
+    let needs_store = buffer.is_some() || paths.iter().any(|p| is_url(p));
+    if needs_store {
         let store = MediaStore::open(MediaSettings::from_config(&config))?;
-        let saved = store.save_bytes(&bytes, filename.as_deref(), None)?;
-        paths.push(saved.path.to_string_lossy().into_owned());
+        // URLs are downloaded into the media store first (SSRF guard, caps), then sent from
+        // there like any media file.
+        for p in paths.iter_mut() {
+            if is_url(p) {
+                *p = store.download(p).await?.path.to_string_lossy().into_owned();
+            }
+        }
+        if let Some((bytes, filename)) = buffer {
+            let saved = store.save_bytes(&bytes, filename.as_deref(), None)?;
+            paths.push(saved.path.to_string_lossy().into_owned());
+        }
     }
     // Every check, for every file, before any byte leaves.
     let mut files = Vec::with_capacity(paths.len());

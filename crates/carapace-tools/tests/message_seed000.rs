@@ -375,6 +375,16 @@ async fn inbox_is_the_default_channel() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ChannelNotConfigured);
+    // A URL attachment goes through the media store's download guard first.
+    let err = msg(
+        &e,
+        S,
+        json!({"target": "user:me", "media": "http://127.0.0.1:9/x.png"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+    assert_eq!(err.0.details["address"], "127.0.0.1");
     let err = msg(&e, S, json!({"target": "nobody", "message": "x"}))
         .await
         .unwrap_err();
