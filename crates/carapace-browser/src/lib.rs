@@ -21,6 +21,7 @@
 
 mod error;
 mod process;
+mod proxy;
 mod request;
 mod service;
 pub mod url_policy;

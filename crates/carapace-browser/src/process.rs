@@ -11,8 +11,8 @@ use tokio::process::{Child, Command};
 
 use crate::error::BrowserError;
 
-/// The flags every Chromium carapace starts gets, besides `--user-data-dir` and
-/// `--remote-debugging-port`. docs/browser.md explains each group.
+/// The flags every Chromium carapace starts gets, besides `--user-data-dir`,
+/// `--remote-debugging-port` and the proxy flags of [`chromium_args`]. docs/browser.md explains each group.
 pub const CHROMIUM_FLAGS: &[&str] = &[
     // Headless, as root, in a container without a GPU.
     "--headless",
@@ -34,6 +34,8 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-client-side-phishing-detection",
     "--no-pings",
     "--metrics-recording-only",
+    // WebRTC may not send UDP around the proxy.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--no-first-run",
     "--no-default-browser-check",
     "--password-store=basic",
@@ -48,9 +50,12 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-renderer-backgrounding",
 ];
 
-/// The full argv after the binary.
-pub fn chromium_args(profile_dir: &Path) -> Vec<String> {
+/// The full argv after the binary. `proxy` (`socks5://127.0.0.1:<port>`) carries every
+/// connection, loopback included.
+pub fn chromium_args(profile_dir: &Path, proxy: &str) -> Vec<String> {
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--proxy-server={proxy}"));
+    args.push("--proxy-bypass-list=<-loopback>".into());
     args.push(format!("--user-data-dir={}", profile_dir.display()));
     args.push("--remote-debugging-port=0".into());
     args.push("about:blank".into());
@@ -105,6 +110,7 @@ impl ChromiumProcess {
     pub async fn launch(
         binary: &Path,
         launch_timeout: Duration,
+        proxy: &str,
     ) -> Result<ChromiumProcess, BrowserError> {
         let failed = |reason: String| BrowserError::LaunchFailed {
             path: binary.to_path_buf(),
@@ -115,7 +121,7 @@ impl ChromiumProcess {
             .tempdir()
             .map_err(|e| failed(format!("cannot create a profile directory: {e}")))?;
         let mut cmd = Command::new(binary);
-        cmd.args(chromium_args(profile.path()))
+        cmd.args(chromium_args(profile.path(), proxy))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

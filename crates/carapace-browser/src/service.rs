@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::error::BrowserError;
 use crate::process::{ChromiumProcess, find_chromium};
+use crate::proxy::Socks5Proxy;
 use crate::request::{
     Action, Capture, CaptureRequest, MAX_FULL_PAGE_HEIGHT, PDF_PAPER_INCHES, ScreenshotOptions,
     png_dimensions,
@@ -91,6 +92,8 @@ struct Instance {
     browser: chromiumoxide::Browser,
     handler: JoinHandle<()>,
     process: StdMutex<ChromiumProcess>,
+    // Every connection of this Chromium goes through it; stops with the instance.
+    _proxy: Socks5Proxy,
 }
 
 impl Instance {
@@ -231,7 +234,13 @@ impl BrowserService {
             guard.take();
         }
         let binary = find_chromium(self.settings.executable_path.as_deref())?;
-        let process = ChromiumProcess::launch(&binary, LAUNCH_TIMEOUT).await?;
+        let proxy = Socks5Proxy::start(self.settings.allow_private_network)
+            .await
+            .map_err(|e| BrowserError::LaunchFailed {
+                path: binary.clone(),
+                reason: format!("cannot start the connection proxy: {e}"),
+            })?;
+        let process = ChromiumProcess::launch(&binary, LAUNCH_TIMEOUT, &proxy.url()).await?;
         let config = HandlerConfig {
             ignore_https_errors: false,
             viewport: None,
@@ -261,6 +270,7 @@ impl BrowserService {
             browser,
             handler,
             process: StdMutex::new(process),
+            _proxy: proxy,
         });
         *guard = Some(inst.clone());
         Ok(inst)

@@ -221,7 +221,26 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
         format!("<body><script>location.href = '{hit}';</script></body>"),
     )
     .unwrap();
-    for name in ["img.html", "frame.html", "nav.html"] {
+    let ws_url = srv.url("/ws").replace("http://", "ws://");
+    std::fs::write(
+        fx.ws.join("socket.html"),
+        format!("<body><script>new WebSocket('{ws_url}');</script></body>"),
+    )
+    .unwrap();
+    let fetch_url = srv.url("/ws");
+    std::fs::write(
+        fx.ws.join("fetch.html"),
+        format!("<body><script>fetch('{fetch_url}').catch(() => {{}}); navigator.sendBeacon('{fetch_url}', 'x');</script></body>"),
+    )
+    .unwrap();
+    for name in [
+        "img.html",
+        "frame.html",
+        "nav.html",
+        "socket.html",
+        "fetch.html",
+    ] {
+        let before = srv.hits();
         let r = svc
             .capture(&shot(format!("file:///workspace/{name}")), &p)
             .await;
@@ -232,8 +251,10 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
                 "{name}"
             );
         }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(srv.hits(), before, "{name} contacted a refused address");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(srv.hits(), 0, "a refused address was contacted");
 
     // The same pages with the switch on do reach the server (the test is not vacuous).
@@ -249,6 +270,23 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
         .unwrap();
     assert_eq!(Image::decode(&cap.bytes).pixel(200, 150), [255, 0, 0]);
     assert!(srv.hits() >= 1);
+    // …and so does the WebSocket (which the Fetch domain never sees: the proxy decides).
+    let before = srv.hits();
+    open.capture(&shot("file:///workspace/socket.html".into()), &po)
+        .await
+        .unwrap();
+    let mut reached = false;
+    for _ in 0..20 {
+        if srv.hits() > before {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reached,
+        "the WebSocket did not reach the server with the switch on"
+    );
     svc.shutdown().await;
     open.shutdown().await;
 }

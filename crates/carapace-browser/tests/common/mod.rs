@@ -98,6 +98,20 @@ pub async fn serve() -> Server {
             }),
         )
         .route("/box", get(|| async { html(BOX_PAGE) }))
+        .route(
+            // Any request here (a WebSocket handshake included) counts as a hit.
+            "/ws",
+            get({
+                let h = hits.clone();
+                move || {
+                    let h = h.clone();
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        "no"
+                    }
+                }
+            }),
+        )
         .route("/tall", get(|| async { html(TALL_PAGE) }))
         .route(
             "/hit.png",
