@@ -1,0 +1,125 @@
+//! Seed 000's flow against a real Synapse (scripts/synapse.sh): screenshot → media store →
+//! outbound checks → Matrix upload + m.image event; the bytes downloaded back from the
+//! homeserver are the screenshot's, byte for byte. Gated on CARAPACE_TEST_SYNAPSE_URL (strict
+//! in CI) and on Chromium.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use carapace_browser::{BrowserArgs, CaptureRequest, capture_to_media};
+use carapace_channels::matrix::{MatrixAdapter, MatrixSettings};
+use carapace_channels::{ChannelAdapter, OutboundMessage, Target};
+use carapace_media::{AllowedRoot, MediaSettings, MediaStore, OutboundPolicy, open_outbound};
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
+    if !require_chromium() {
+        return;
+    }
+    let Some(hs) = carapace_testkit::synapse_url() else {
+        return;
+    };
+    let users: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let bot = users.pointer("/bot/accessToken").unwrap().as_str().unwrap();
+    let alice_id = users.pointer("/alice/userId").unwrap().as_str().unwrap();
+    let alice = users
+        .pointer("/alice/accessToken")
+        .unwrap()
+        .as_str()
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let media_dir = tmp.path().join("media");
+    let store = MediaStore::open(MediaSettings {
+        dir: media_dir.clone(),
+        file_mode: 0o644,
+        max_bytes: 5 * 1024 * 1024,
+        ttl: Duration::from_secs(3600),
+        allow_private_network: false,
+    })
+    .unwrap();
+    let srv = serve().await;
+    let svc = service(30);
+    let req = CaptureRequest::from_args(
+        None,
+        BrowserArgs {
+            url: srv.url("/box"),
+            width: Some(300),
+            height: Some(200),
+            ..BrowserArgs::default()
+        },
+    )
+    .unwrap();
+    let saved = capture_to_media(&svc, &store, &req, &svc.policy(None))
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&saved.path).unwrap();
+
+    let http = reqwest::Client::new();
+    let room = http
+        .post(format!("{hs}/_matrix/client/v3/createRoom"))
+        .bearer_auth(bot)
+        .json(&json!({ "invite": [alice_id], "name": "carapace browser test" }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["room_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let policy = OutboundPolicy {
+        roots: vec![AllowedRoot {
+            kind: "media".into(),
+            host: media_dir.clone(),
+        }],
+        table: None,
+        allow_owner_only: false,
+    };
+    let matrix = MatrixAdapter::new(MatrixSettings::new(hs.clone(), bot.to_string())).unwrap();
+    let file = open_outbound(
+        &policy,
+        &saved.path.display().to_string(),
+        "matrix",
+        matrix.max_attachment_bytes(),
+    )
+    .unwrap();
+    let delivered = matrix
+        .send(OutboundMessage {
+            target: Target::parse(&format!("room:{room}")).unwrap(),
+            text: None,
+            caption: Some("the page".into()),
+            attachments: vec![file.attachment],
+            progress: None,
+        })
+        .await
+        .unwrap();
+    let mxc = &delivered.attachments[0].remote_id;
+    let rest = mxc.strip_prefix("mxc://").unwrap();
+    let got = http
+        .get(format!("{hs}/_matrix/client/v1/media/download/{rest}"))
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice(), "byte for byte");
+    let img = Image::decode(&got);
+    assert_eq!((img.width, img.height), (300, 200));
+    svc.shutdown().await;
+}
