@@ -235,6 +235,21 @@ async fn a_container_removed_behind_our_back_is_created_again() {
 }
 
 #[tokio::test]
+async fn two_processes_racing_to_create_end_with_one_container() {
+    let Some(e) = env().await else { return };
+    let cfg = e.config(json!({}));
+    let s = e.session(&cfg, "agent:main:t1");
+    let plan = e.sandbox(&s).plan().clone();
+    // Two backends on the same state dir stand for two carapace processes.
+    let a = DockerBackend::new(DockerOptions::new(e.root().join("state"))).unwrap();
+    let b = DockerBackend::new(DockerOptions::new(e.root().join("state"))).unwrap();
+    let (ra, rb) = tokio::join!(a.ensure(&plan), b.ensure(&plan));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.id, rb.id);
+    assert_eq!(e.backend.list(None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn prune_removes_idle_and_old_containers_by_the_injected_clock() {
     let Some(e) = env().await else { return };
     let cfg = e.config(json!({}));

@@ -156,6 +156,23 @@ impl DockerBackend {
     /// Makes the plan's container ready for exec (see the module docs for the rules).
     pub async fn ensure(&self, plan: &ContainerPlan) -> Result<Ensured, DockerError> {
         let _slow = self.slow.lock().await;
+        let mut attempt = 0;
+        loop {
+            match self.ensure_once(plan).await {
+                // Another process created (or removed) the same container between our inspect
+                // and our create / start. The engine reserves a name before the container can be
+                // inspected, so look again after a short pause, a few times.
+                Err(e) if attempt < 20 && matches!(e.status(), Some(404 | 409)) => {
+                    tracing::info!("{}: {e}; looking again", plan.name);
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ensure_once(&self, plan: &ContainerPlan) -> Result<Ensured, DockerError> {
         let d = self.client().await?;
         let now = self.now_ms();
         let name = plan.name.as_str();
