@@ -120,7 +120,18 @@ impl ChromiumProcess {
             .prefix("carapace-chromium-")
             .tempdir()
             .map_err(|e| failed(format!("cannot create a profile directory: {e}")))?;
-        let mut cmd = Command::new(binary);
+        // Chromium lives in its own process group, so nothing kills it when carapace dies
+        // abruptly (SIGKILL, a panic in a static's owner). `setpriv --pdeathsig KILL` (util-linux)
+        // makes the kernel kill it when the thread that started it is gone; it execs Chromium,
+        // so the pid is Chromium's. Without setpriv, Chromium is started directly.
+        let mut cmd = match find_on_path("setpriv") {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "--"]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.args(chromium_args(profile.path(), proxy))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -210,6 +221,12 @@ impl Drop for ChromiumProcess {
         kill_group(self.pid);
         // kill_on_drop reaps the main process in the background.
     }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// SIGKILL to the whole process group `pid` (best effort: it may be gone already).

@@ -73,3 +73,40 @@ async fn a_killed_browser_is_replaced_by_the_next_call() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!alive(third), "chromium {third} survived shutdown");
 }
+
+#[test]
+fn chromium_dies_with_the_thread_that_started_it() {
+    if !require_chromium() || !carapace_testkit::have_program("setpriv") {
+        return;
+    }
+    // A runtime on its own thread starts Chromium; the service is leaked (no Drop, no
+    // shutdown), as a static would be when the process is killed. When the thread ends, the
+    // kernel kills Chromium (pdeathsig).
+    let pid = std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let srv = serve().await;
+            let svc = service(20);
+            svc.capture(&shot(srv.url("/box")), &svc.policy(None))
+                .await
+                .unwrap();
+            let pid = svc.chromium_pid().await.unwrap();
+            std::mem::forget(svc);
+            pid
+        })
+    })
+    .join()
+    .unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if !alive(pid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "chromium {pid} outlived the thread that started it");
+}
