@@ -52,6 +52,60 @@ async fn runs_in_workspace_as_the_workspace_owner_with_exit_codes() {
 }
 
 #[tokio::test]
+async fn stdin_is_closed_so_readers_do_not_hang() {
+    let Some(e) = env().await else { return };
+    let cfg = e.config(json!({}));
+    let s = e.session(&cfg, "agent:main:t1");
+    let t = Instant::now();
+    let out = e
+        .exec_with(
+            &s,
+            "cat; read x || echo eof",
+            Duration::from_secs(10),
+            1000,
+            "/workspace",
+            BTreeMap::new(),
+        )
+        .await;
+    assert!(!out.timed_out, "{out:?}");
+    assert_eq!(out.stdout, "eof\n");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn container_user_is_the_workspace_owner_so_both_sides_agree() {
+    let Some(e) = env().await else { return };
+    if !carapace_testkit::require_root() {
+        return;
+    }
+    let cfg = e.config(json!({ "workspaceAccess": "rw" }));
+    let s = e.session(&cfg, "agent:main:t1");
+    // A workspace owned by an ordinary user (carapace running as that user, in effect).
+    std::os::unix::fs::chown(e.ws(), Some(1000), Some(1000)).unwrap();
+    let out = e
+        .exec(
+            &s,
+            "id -u; id -g; echo inside > inside.txt; stat -c '%u:%g %a' inside.txt",
+        )
+        .await;
+    assert_eq!(out.stdout, "1000\n1000\n1000:1000 644\n", "{out:?}");
+    let meta = std::fs::metadata(e.ws().join("inside.txt")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (1000, 1000, 0o644)
+    );
+    // As that user, without capabilities, the sandbox cannot touch a root-owned 0600 file.
+    std::fs::write(e.ws().join("root-only"), "x").unwrap();
+    std::fs::set_permissions(
+        e.ws().join("root-only"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = e.exec(&s, "cat root-only 2>/dev/null || echo denied").await;
+    assert_eq!(out.stdout, "denied\n");
+}
+
+#[tokio::test]
 async fn umask_decides_the_mode_of_files_made_inside() {
     let Some(e) = env().await else { return };
     let cfg = e.config(json!({}));
