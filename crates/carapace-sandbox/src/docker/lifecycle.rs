@@ -110,7 +110,8 @@ pub struct ContainerInfo {
 pub enum Selector {
     /// Every managed container.
     All,
-    /// Containers whose scope key or creating session key is this.
+    /// The container whose scope key is this (OpenClaw's `--session`: with scope `session` the
+    /// session key, with scope `agent` `agent:<id>`, with scope `shared` `shared`).
     Session(String),
     /// Containers of this agent.
     Agent(String),
@@ -120,7 +121,7 @@ impl Selector {
     fn matches(&self, c: &ContainerInfo) -> bool {
         match self {
             Selector::All => true,
-            Selector::Session(k) => c.scope_key == *k || c.session_key == *k,
+            Selector::Session(k) => c.scope_key == *k,
             Selector::Agent(a) => c.agent_id == *a,
         }
     }
