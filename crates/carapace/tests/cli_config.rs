@@ -20,10 +20,20 @@ fn carapace(args: &[&str]) -> Output {
 
 #[test]
 fn seed_configs_validate_verbatim() {
-    for f in ["seed003-defaults.json", "seed003-channel.json", "spec-example.json5", "openclaw.json"] {
+    for f in [
+        "seed003-defaults.json",
+        "seed003-channel.json",
+        "spec-example.json5",
+        "openclaw.json",
+    ] {
         let path = fixtures().join(f);
         let out = carapace(&["--config", path.to_str().unwrap(), "config", "validate"]);
-        assert_eq!(out.status.code(), Some(0), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
     }
 }
@@ -31,13 +41,30 @@ fn seed_configs_validate_verbatim() {
 #[test]
 fn effective_telegram_session_access() {
     let path = fixtures().join("seed003-channel.json");
-    let out = carapace(&["--config", path.to_str().unwrap(), "config", "show", "--effective", "--channel", "telegram"]);
+    let out = carapace(&[
+        "--config",
+        path.to_str().unwrap(),
+        "config",
+        "show",
+        "--effective",
+        "--channel",
+        "telegram",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("workspaceAccess: \"session\""), "{text}");
     assert!(text.contains("channels.telegram.session"), "{text}");
 
-    let out = carapace(&["--json", "--config", path.to_str().unwrap(), "config", "show", "--effective", "--channel", "inbox"]);
+    let out = carapace(&[
+        "--json",
+        "--config",
+        path.to_str().unwrap(),
+        "config",
+        "show",
+        "--effective",
+        "--channel",
+        "inbox",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["effective"]["workspaceAccess"]["value"], "none");
@@ -49,12 +76,23 @@ fn malformed_configs_exit_2_with_the_envelope() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let out = carapace(&["--json", "--config", path.to_str().unwrap(), "config", "validate"]);
+        let out = carapace(&[
+            "--json",
+            "--config",
+            path.to_str().unwrap(),
+            "config",
+            "validate",
+        ]);
         assert_eq!(out.status.code(), Some(2), "{}", path.display());
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["ok"], false);
         assert_eq!(v["error"]["code"], "CONFIG_INVALID");
-        assert!(v["error"]["hint"].as_str().unwrap().contains("config validate"));
+        assert!(
+            v["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("config validate")
+        );
         n += 1;
     }
     assert!(n >= 10, "only {n} malformed configs");
@@ -74,7 +112,13 @@ fn human_errors_go_to_stderr_with_code_and_hint() {
 
 #[test]
 fn missing_named_config_is_an_error_but_missing_default_is_defaults() {
-    let out = carapace(&["--json", "--config", "/nonexistent/carapace.json5", "config", "validate"]);
+    let out = carapace(&[
+        "--json",
+        "--config",
+        "/nonexistent/carapace.json5",
+        "config",
+        "validate",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let out = carapace(&["--json", "config", "show"]);
     assert_eq!(out.status.code(), Some(0));
@@ -83,12 +127,23 @@ fn missing_named_config_is_an_error_but_missing_default_is_defaults() {
 #[test]
 fn secrets_never_printed() {
     let path = fixtures().join("openclaw.json");
-    for args in [vec!["config", "show"], vec!["--json", "config", "show"], vec!["config", "validate"]] {
+    for args in [
+        vec!["config", "show"],
+        vec!["--json", "config", "show"],
+        vec!["config", "validate"],
+    ] {
         let mut a = vec!["--config", path.to_str().unwrap()];
         a.extend(args);
         let out = carapace(&a);
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!all.contains("secret-token-value") && !all.contains("123:abc"), "{all}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains("secret-token-value") && !all.contains("123:abc"),
+            "{all}"
+        );
     }
 }
 
@@ -98,7 +153,13 @@ fn fifo_config_does_not_hang() {
     let fifo = dir.path().join("carapace.json5");
     let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());
-    let out = carapace(&["--json", "--config", fifo.to_str().unwrap(), "config", "validate"]);
+    let out = carapace(&[
+        "--json",
+        "--config",
+        fifo.to_str().unwrap(),
+        "config",
+        "validate",
+    ]);
     assert_ne!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "NOT_REGULAR_FILE");
