@@ -85,7 +85,7 @@ fn locate<'r>(
     let mut links = 0u32;
     loop {
         let comps = root.comps(&current)?;
-        let (parent, name) = root.parent(rel, &comps, "write")?;
+        let (parent, name) = root.parent(rel, &comps, "write", opts.durable)?;
         let existing = match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Some(FileMeta::from_stat(&st)),
             Err(Errno::NOENT) => None,
@@ -215,8 +215,8 @@ fn commit(
     };
     // Ownership: a replace by a privileged process keeps the file's owner (best effort).
     if let Some(m) = &at.existing
-        && process_uid() == 0
         && (m.uid != 0 || m.gid != 0)
+        && process_uid() == 0
     {
         // Failure (e.g. no CAP_CHOWN in a user namespace) leaves the file owned by us.
         let _ = rustix::fs::fchown(

@@ -159,7 +159,7 @@ impl Root {
     /// entries removed.
     pub fn remove(&self, rel: &Path, opts: &RemoveOptions) -> Result<u64, FsError> {
         let comps = self.comps(rel)?;
-        let (parent, name) = match self.parent(rel, &comps, "remove") {
+        let (parent, name) = match self.parent(rel, &comps, "remove", false) {
             Err(FsError::NotFound { .. }) if opts.missing_ok => return Ok(0),
             r => r?,
         };
@@ -202,8 +202,8 @@ impl Root {
     pub fn rename(&self, from: &Path, to: &Path, overwrite: bool) -> Result<(), FsError> {
         let fc = self.comps(from)?;
         let tc = self.comps(to)?;
-        let (fp, fname) = self.parent(from, &fc, "rename")?;
-        let (tp, tname) = self.parent(to, &tc, "rename")?;
+        let (fp, fname) = self.parent(from, &fc, "rename", false)?;
+        let (tp, tname) = self.parent(to, &tc, "rename", false)?;
         let r = if overwrite {
             rustix::fs::renameat(&fp, fname, &tp, tname)
         } else {

@@ -376,11 +376,14 @@ impl Root {
     }
 
     /// The directory holding the final component, and that component's name.
+    ///
+    /// The directory is opened `O_PATH` (enough for every `*at` call) unless `for_fsync`.
     pub(crate) fn parent<'p>(
         &self,
         rel: &Path,
         comps: &[&'p OsStr],
         op: &'static str,
+        for_fsync: bool,
     ) -> Result<(DirFd<'_>, &'p OsStr), FsError> {
         let Some((name, parents)) = comps.split_last() else {
             return Err(FsError::InvalidPath {
@@ -391,7 +394,12 @@ impl Root {
         if parents.is_empty() {
             return Ok((DirFd::Root(self.fd.as_fd()), name));
         }
-        let fd = self.resolve(rel, parents, OFlags::RDONLY | OFlags::DIRECTORY, true, op)?;
+        let access = if for_fsync {
+            OFlags::RDONLY
+        } else {
+            OFlags::PATH
+        };
+        let fd = self.resolve(rel, parents, access | OFlags::DIRECTORY, true, op)?;
         Ok((DirFd::Owned(fd), name))
     }
 
