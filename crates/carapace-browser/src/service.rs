@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::browser::{
+    BrowserContextId, EventDownloadWillBegin, SetDownloadBehaviorBehavior,
+    SetDownloadBehaviorParams,
+};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
@@ -299,15 +302,39 @@ impl BrowserService {
                 .await
         })
         .await?;
+        // A page that answers with a download saves nothing anywhere.
+        let denied = within(deadline, "opening a page", async {
+            inst.browser
+                .execute(SetDownloadBehaviorParams {
+                    behavior: SetDownloadBehaviorBehavior::Deny,
+                    browser_context_id: Some(ctx.clone()),
+                    download_path: None,
+                    events_enabled: Some(true),
+                })
+                .await
+        })
+        .await;
+        if let Err(e) = denied {
+            cleanup(inst, None, ctx).await;
+            return Err(e);
+        }
         let page = within(deadline, "opening a page", async {
             let mut params = CreateTargetParams::new("about:blank");
             params.browser_context_id = Some(ctx.clone());
             inst.browser.new_page(params).await
         })
         .await;
-        let res = match &page {
-            Ok(page) => self.run(page, req, url, policy, deadline).await,
-            Err(_) => Err(PageError::Timeout("opening a page")),
+        // Download events come on the browser's session, not the page's.
+        let downloads = inst
+            .browser
+            .event_listener::<EventDownloadWillBegin>()
+            .await;
+        let res = match (&page, downloads) {
+            (Ok(page), Ok(downloads)) => {
+                self.run(page, downloads, req, url, policy, deadline).await
+            }
+            (Ok(_), Err(e)) => Err(PageError::Cdp(e)),
+            (Err(_), _) => Err(PageError::Timeout("opening a page")),
         };
         cleanup(inst, page.ok(), ctx).await;
         res
@@ -316,6 +343,7 @@ impl BrowserService {
     async fn run(
         &self,
         page: &Page,
+        mut downloads: chromiumoxide::listeners::EventStream<EventDownloadWillBegin>,
         req: &CaptureRequest,
         url: &str,
         policy: &UrlPolicy,
@@ -336,15 +364,32 @@ impl BrowserService {
         .await?;
         let _guard = AbortOnDrop(guard);
 
-        // chromiumoxide answers a Page.navigate only once the load lifecycle event fired.
+        // chromiumoxide answers a Page.navigate only once the load lifecycle event fired —
+        // which never happens when the URL is a download: watch for that too.
+        let main_frame = page.target_id().inner().clone();
         let nav = within(deadline, "loading", async {
-            page.execute(NavigateParams::new(url)).await
+            tokio::select! {
+                r = page.execute(NavigateParams::new(url)) => r.map(Some),
+                _ = async {
+                    while let Some(ev) = downloads.next().await {
+                        if ev.frame_id.inner() == main_frame.as_str() {
+                            return;
+                        }
+                    }
+                    std::future::pending::<()>().await;
+                } => Ok(None),
+            }
         })
         .await;
         if let Some(e) = refusal.lock().ok().and_then(|mut r| r.take()) {
             return Err(PageError::Browser(e));
         }
-        let nav = nav?;
+        let Some(nav) = nav? else {
+            return Err(PageError::Browser(BrowserError::NavigationFailed {
+                url: req.url.clone(),
+                reason: "the URL answers with a download, not a page (nothing was saved)".into(),
+            }));
+        };
         if let Some(err) = nav.result.error_text {
             return Err(PageError::Browser(BrowserError::NavigationFailed {
                 url: req.url.clone(),

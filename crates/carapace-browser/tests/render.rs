@@ -291,3 +291,30 @@ async fn navigation_errors_are_typed() {
     );
     svc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_is_a_typed_error_and_saves_nothing() {
+    if !require_chromium() {
+        return;
+    }
+    let srv = serve().await;
+    let svc = service(15);
+    let e = svc
+        .capture(&shot(srv.url("/download"), None, None), &svc.policy(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BadRequest, "{e}");
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for dir in [format!("{home}/Downloads"), "/tmp".to_string()] {
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for f in rd {
+                let name = f.unwrap().file_name();
+                assert!(
+                    !name.to_string_lossy().contains("carapace-dl-test"),
+                    "download saved in {dir}"
+                );
+            }
+        }
+    }
+    svc.shutdown().await;
+}

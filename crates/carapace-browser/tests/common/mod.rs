@@ -143,6 +143,19 @@ pub async fn serve() -> Server {
             }),
         )
         .route(
+            "/download",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"carapace-dl-test.bin\"",
+                    )
+                    .body(Body::from(vec![7u8; 1024]))
+                    .unwrap()
+            }),
+        )
+        .route(
             "/redirect-box",
             get(|| async {
                 Response::builder()
