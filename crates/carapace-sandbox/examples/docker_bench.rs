@@ -126,7 +126,31 @@ async fn main() {
     let script = carapace_sandbox::bwrap::shell_script(plan.umask, command);
     let mut api = Vec::with_capacity(runs);
     let mut cli = Vec::with_capacity(runs);
+    let mut bare = Vec::with_capacity(runs);
+    let docker = backend.client().await.unwrap();
     for _ in 0..runs {
+        // The floor: one exec through the API, no wrapper, no exit-code inspect.
+        let t = Instant::now();
+        let ex = docker
+            .create_exec(
+                &name,
+                bollard::models::ExecConfig {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(vec!["echo".into(), "hi".into()]),
+                    user: Some(user.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&ex.id, None).await.unwrap()
+        {
+            use futures_util::StreamExt;
+            while output.next().await.is_some() {}
+        }
+        bare.push(t.elapsed());
         let t = Instant::now();
         let out = sb.run(&plan, &req).await.unwrap();
         api.push(t.elapsed());
@@ -153,6 +177,7 @@ async fn main() {
     println!("\ncommand: {command:?} in {name} ({image})");
     let (am, ap) = stats("warm exec, carapace docker backend (API)", api);
     let (cm, cp) = stats("warm exec, `docker exec` CLI", cli);
+    stats("warm exec, bare API (no wrapper, no inspect)", bare);
     stats("cold start: create + start", cold);
     stats("cold start: create + start + first exec", cold_exec);
     println!("\nAPI / CLI: median {:.2}x, p99 {:.2}x", am / cm, ap / cp);
