@@ -10,7 +10,9 @@
 //! - [`UrlPolicy`]: `http(s)` and `file` only; every address of every host public unless
 //!   `browser.allowPrivateNetwork`; `file:` URLs opened through the workspace's
 //!   [`carapace_fs::Root`]. Applied to the URL, every redirect and every subresource (requests
-//!   are paused with the DevTools `Fetch` domain until the policy answers).
+//!   are paused with the DevTools `Fetch` domain until the policy answers; workspace files are
+//!   served from the checked fd). Below that, every connection goes through a loopback SOCKS5
+//!   proxy that resolves, checks every address and connects only to a checked one.
 //! - [`capture_to_media`]: capture, then save through [`carapace_media::MediaStore`].
 //! - Missing Chromium is `SANDBOX_BACKEND_UNAVAILABLE` with the install hint
 //!   ([`INSTALL_HINT`]).

@@ -29,8 +29,14 @@ impl Socks5Proxy {
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             loop {
-                let Ok((conn, _)) = listener.accept().await else {
-                    continue;
+                let conn = match listener.accept().await {
+                    Ok((conn, _)) => conn,
+                    Err(e) => {
+                        // EMFILE and friends: do not spin.
+                        tracing::warn!(error = %e, "socks5 accept");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 tokio::spawn(async move {
                     if let Err(e) = serve(conn, allow_private).await {
