@@ -425,3 +425,74 @@ fn eacces_is_permission_denied_with_owner_mode_and_uid() {
         "{msg}"
     );
 }
+
+/// The seed's other half: over the gateway's `POST /tools/invoke`, a 0600 file is an HTTP 403
+/// with the typed JSON error — never a bare `500: Internal Server Error`.
+#[tokio::test]
+async fn over_http_a_0600_file_is_a_typed_403_not_a_bare_500() {
+    use std::io::BufRead as _;
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let stderr = std::fs::File::create(t.path().join("gw.stderr")).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_carapace"))
+        .args(["gateway", "run", "--bind", "127.0.0.1:0", "--json"])
+        .env("CARAPACE_STATE_DIR", &state)
+        .env_remove("CARAPACE_TOKEN")
+        .env_remove("CARAPACE_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+    let base = ready["address"].as_str().unwrap_or_default().to_string();
+    let token = std::fs::read_to_string(state.join("secrets/gateway-token"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let invoke = |body: Value| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/tools/invoke"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // The write tool (under the gateway's umask 077) makes a sendable 0644 PNG.
+    let (st, v) = invoke(
+        json!({"tool": "write", "args": {"path": "shot.png", "content": "not really a png"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = invoke(json!({"tool": "message", "action": "upload-file", "args": {"target": "user:me", "filePath": "shot.png"}})).await;
+    assert_eq!(st, 200, "{v}");
+    // The same file at 0600.
+    let ws = state.join("workspace");
+    std::fs::set_permissions(
+        ws.join("shot.png"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let (st, v) = invoke(json!({"tool": "message", "action": "upload-file", "args": {"target": "user:me", "filePath": "shot.png"}})).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE");
+    assert_eq!(
+        v["error"]["message"],
+        "File shot.png has mode 0600 and cannot be sent over an outbound channel."
+    );
+    assert_eq!(v["error"]["details"]["mode"], "0600");
+}
