@@ -24,5 +24,7 @@ pub mod sniff;
 mod store;
 
 pub use error::MediaError;
-pub use outbound::{AllowedRoot, OutboundFile, OutboundPolicy, display_name, open_outbound};
+pub use outbound::{
+    AllowedRoot, OutboundFile, OutboundPolicy, display_name, mode_is_sendable, open_outbound,
+};
 pub use store::{MediaEntry, MediaSettings, MediaStore, SavedMedia, sanitize_stem};

@@ -141,6 +141,13 @@ impl OutboundPolicy {
     }
 }
 
+/// The permission policy of outbound media, the one place it is decided (the outbound reader
+/// and `carapace doctor` both call it): a file may leave only with the others-read bit, unless
+/// `allowOwnerOnly`.
+pub fn mode_is_sendable(mode: u32, allow_owner_only: bool) -> bool {
+    allow_owner_only || mode & 0o004 != 0
+}
+
 /// A file that passed every check, ready to be handed to a channel.
 #[derive(Debug)]
 pub struct OutboundFile {
@@ -192,7 +199,7 @@ pub fn open_outbound(
             e => MediaError::fs(path, e),
         })?;
     let meta = vf.meta.clone();
-    if meta.mode & 0o004 == 0 && !policy.allow_owner_only {
+    if !mode_is_sendable(meta.mode, policy.allow_owner_only) {
         return Err(MediaError::PermsTooRestrictive {
             path: path.to_string(),
             host_path: host,

@@ -155,7 +155,7 @@ impl Walk<'_> {
             self.findings.push(f);
             return;
         }
-        if m.mode & 0o004 != 0 || self.allow_owner_only {
+        if carapace_media::mode_is_sendable(m.mode, self.allow_owner_only) {
             return;
         }
         let other_user = m.uid != self.uid && self.uid != 0;
