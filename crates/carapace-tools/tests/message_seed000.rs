@@ -390,3 +390,79 @@ async fn inbox_is_the_default_channel() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadRequest);
 }
+
+/// End to end through the tool: a thread keeps swapping `race.png` between a real PNG and a
+/// symlink to a secret; every send either is refused or delivers exactly the PNG — the
+/// symlink's target never leaves.
+#[tokio::test]
+async fn a_file_swapped_for_a_symlink_never_sends_the_target() {
+    umask_077();
+    let e = env(r#"mode: "off""#, "");
+    let secret = e.dir.path().join("id_ed25519");
+    std::fs::write(&secret, "SECRET KEY MATERIAL").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let good = png("race");
+    std::fs::write(e.ws.join("race.png"), &good).unwrap();
+    std::fs::set_permissions(
+        e.ws.join("race.png"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let ws = e.ws.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s2, g2, sec2) = (stop.clone(), good.clone(), secret.clone());
+    let swapper = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let tmp = ws.join(format!(".swap{i}"));
+            if i.is_multiple_of(2) {
+                std::fs::write(&tmp, &g2).unwrap();
+                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                    .unwrap();
+            } else {
+                std::os::unix::fs::symlink(&sec2, &tmp).unwrap();
+            }
+            std::fs::rename(&tmp, ws.join("race.png")).unwrap();
+            i += 1;
+        }
+    });
+    let inbox = e.dir.path().join("state/inbox");
+    let (mut sent, mut refused) = (0, 0);
+    let mut last = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && (sent < 30 || refused < 5) {
+        match msg(
+            &e,
+            S,
+            json!({"target": "user:race", "filePath": "race.png"}),
+        )
+        .await
+        {
+            Ok(r) => {
+                let f = inbox.join(r["attachments"][0]["remoteId"].as_str().unwrap());
+                assert_eq!(
+                    std::fs::read(f).unwrap(),
+                    good,
+                    "only the checked PNG is sent"
+                );
+                sent += 1;
+            }
+            Err(err) => {
+                assert!(
+                    matches!(
+                        err.code(),
+                        ErrorCode::SymlinkRefused
+                            | ErrorCode::PathOutsideRoot
+                            | ErrorCode::NotFound
+                    ),
+                    "{err}"
+                );
+                refused += 1;
+                last = Some(err.to_string());
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(sent > 0, "sent {sent}, refused {refused}: {last:?}");
+}
