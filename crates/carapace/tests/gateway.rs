@@ -659,4 +659,38 @@ async fn seed_000_refusal_over_http_is_a_typed_403_not_a_500() {
         m.contains(r#"carapace_channel_bytes_sent_total{channel="inbox"} 5"#),
         "{m}"
     );
+    // The same refusal through `carapace message send --gateway URL`: exit 3, typed.
+    let msg = |media: &str| {
+        let out = Command::new(BIN)
+            .args([
+                "message",
+                "send",
+                "--channel",
+                "inbox",
+                "--target",
+                "user:bob",
+                "--media",
+                media,
+            ])
+            .args(["--gateway", &gw.base, "--json"])
+            .env("CARAPACE_STATE_DIR", &gw.state)
+            .env_remove("CARAPACE_CONFIG")
+            .env_remove("CARAPACE_TOKEN")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "stdout {:?} stderr {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let (code, v) = msg("/workspace/out/chart.png");
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["error"]["code"], "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE");
+    let (code, v) = msg("/workspace/out/ok.txt");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["attachments"][0]["bytes"], 5, "{v}");
 }

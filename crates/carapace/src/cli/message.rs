@@ -46,6 +46,9 @@ pub struct Common {
     /// Agent id.
     #[arg(long)]
     agent: Option<String>,
+    /// Send through the gateway at this URL (token: $CARAPACE_TOKEN, else the state dir's).
+    #[arg(long, value_name = "URL")]
+    gateway: Option<String>,
 }
 
 /// `carapace message send`
@@ -179,6 +182,11 @@ pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         agent_id: common.agent,
         channel: None,
     };
+    if let Some(url) = &common.gateway {
+        let result = super::gateway::remote_invoke(url, call).await?;
+        emit_ok(g.json, result.clone(), &human(&result));
+        return Ok(());
+    }
     let progress = progress_bar(&paths, g.json);
     let result = carapace_tools::message::send(&ctx, &call, progress)
         .await
