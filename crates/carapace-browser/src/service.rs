@@ -115,6 +115,17 @@ impl Instance {
     }
 }
 
+/// True when the instance is dead or dies within half a second (polled, not slept blindly).
+async fn died_soon(instance: &Instance) -> bool {
+    for _ in 0..20 {
+        if !instance.alive() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    !instance.alive()
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         self.handler.abort();
@@ -208,14 +219,17 @@ impl BrowserService {
                 .on_page(&instance, req, &allowed.url, policy, deadline)
                 .await;
             match res {
-                Err(PageError::Cdp(e)) if !relaunched && !instance.alive() => {
-                    tracing::warn!(error = %e, "chromium died during a call; relaunching once");
-                    self.forget(&instance).await;
-                    relaunched = true;
-                }
                 Err(PageError::Cdp(e)) => {
-                    if !instance.alive() {
+                    // The DevTools socket can report the death (e.g. "oneshot canceled") a
+                    // moment before the process is reaped; give it that moment to be sure.
+                    let dead = died_soon(&instance).await;
+                    if dead {
                         self.forget(&instance).await;
+                    }
+                    if dead && !relaunched {
+                        tracing::warn!(error = %e, "chromium died during a call; relaunching once");
+                        relaunched = true;
+                        continue;
                     }
                     return Err(BrowserError::Internal(e.to_string()));
                 }
