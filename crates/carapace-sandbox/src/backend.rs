@@ -30,7 +30,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum BackendKind {
     /// bubblewrap: fresh namespaces per command.
     Bwrap,
-    /// A Docker engine (not built into this version).
+    /// A Docker engine (see `crate::docker`).
     Docker,
     /// **Not a sandbox**: the host, as carapace's own user (mode `off` / main under `non-main`).
     HostUnsandboxed,
@@ -166,6 +166,8 @@ pub struct BackendStatus {
     pub hint: Option<String>,
 }
 
+/// How to get a Docker engine.
+pub const DOCKER_HINT: &str = "install and start a Docker engine (Debian/Ubuntu: apt-get install docker.io, then start dockerd) or set DOCKER_HOST; or use backend \"bwrap\" with bubblewrap installed";
 /// How to install bubblewrap.
 pub const BWRAP_HINT: &str = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap), or set agents.defaults.sandbox.mode to \"off\" to run exec on the host knowingly";
 

@@ -23,8 +23,8 @@ mod manager;
 mod run;
 
 pub use backend::{
-    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, BoxFuture, ExecOutput, ExecPlan,
-    ExecRequest, Sandbox,
+    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, BoxFuture, DOCKER_HINT, ExecOutput,
+    ExecPlan, ExecRequest, Sandbox,
 };
 pub use error::SandboxError;
 pub use host::HostUnsandboxed;

@@ -14,7 +14,8 @@ use carapace_policy::{Config, EffectiveSandbox, ResolveInput};
 use serde::Serialize;
 
 use crate::backend::{
-    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, ExecOutput, ExecPlan, ExecRequest, Sandbox,
+    BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, DOCKER_HINT, ExecOutput, ExecPlan,
+    ExecRequest, Sandbox,
 };
 use crate::bwrap::{Bwrap, HostLayout};
 use crate::dirs;
@@ -32,6 +33,8 @@ pub struct Session {
     pub new_file_mode: u32,
     /// `tools.fs.newDirMode`.
     pub new_dir_mode: u32,
+    /// carapace's state directory (the Docker backend keeps its registry there).
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Session {
@@ -129,7 +132,25 @@ impl SandboxManager {
             detail,
             hint: Some(hint.to_string()),
         };
-        let docker_missing = "the docker backend is not built into this version of carapace";
+        let docker_status = |detail: String| {
+            let present = self.env.docker_present();
+            BackendStatus {
+                configured,
+                selected: Some(BackendKind::Docker),
+                available: present,
+                bwrap_path: bwrap_path.clone(),
+                detail: if present {
+                    format!(
+                        "{detail}Docker engine socket present (the engine is asked at the first exec)"
+                    )
+                } else {
+                    format!(
+                        "{detail}no Docker engine socket (/var/run/docker.sock or $DOCKER_HOST)"
+                    )
+                },
+                hint: (!present).then(|| DOCKER_HINT.to_string()),
+            }
+        };
         match (configured, probe) {
             (Backend::Auto | Backend::Bwrap, Ok((_, version))) => BackendStatus {
                 configured,
@@ -139,22 +160,16 @@ impl SandboxManager {
                 detail: version.clone(),
                 hint: None,
             },
-            (Backend::Auto, Err(why)) if self.env.docker_present() => unavailable(
-                Some(BackendKind::Docker),
-                format!("{why}; a Docker engine is present but {docker_missing}"),
-                BWRAP_HINT,
-            ),
+            (Backend::Auto, Err(why)) if self.env.docker_present() => {
+                docker_status(format!("{why}; "))
+            }
             (Backend::Auto, Err(why)) => unavailable(
                 None,
                 format!("{why}, and no Docker engine socket was found"),
                 BWRAP_HINT,
             ),
             (Backend::Bwrap, Err(why)) => unavailable(None, why.clone(), BWRAP_HINT),
-            (Backend::Docker, _) => unavailable(
-                Some(BackendKind::Docker),
-                docker_missing.to_string(),
-                "use backend \"bwrap\" (or \"auto\") with bubblewrap installed",
-            ),
+            (Backend::Docker, _) => docker_status(String::new()),
         }
     }
 
@@ -167,6 +182,9 @@ impl SandboxManager {
         let status = self.backend_status(session.eff.backend.value);
         match (status.selected, self.bwrap_probe()) {
             (Some(BackendKind::Bwrap), Ok((b, _))) if status.available => Ok(b.clone()),
+            (Some(BackendKind::Docker), _) if status.available => Ok(Arc::new(
+                crate::docker::shared(&session.state_dir)?.session(&session.eff, &session.table)?,
+            )),
             _ => Err(status.to_error()),
         }
     }
@@ -188,6 +206,7 @@ impl SandboxManager {
         let session = Session {
             new_file_mode: config.file.tools.fs.new_file_mode.0,
             new_dir_mode: config.file.tools.fs.new_dir_mode.0,
+            state_dir: config.state_dir.clone(),
             eff,
             table,
         };

@@ -79,8 +79,65 @@ async fn auto_with_docker_socket_reports_docker() {
     });
     let st = m.backend_status(Backend::Auto);
     assert_eq!(st.selected, Some(BackendKind::Docker));
+    // Present socket: selectable; whether the engine answers is checked at the first exec.
+    assert!(st.available, "{st:?}");
+    // An explicit docker backend without a socket is unavailable, with the Docker hint.
+    let st = no_backends(t.path()).backend_status(Backend::Docker);
+    assert_eq!(st.selected, Some(BackendKind::Docker));
     assert!(!st.available);
-    assert_eq!(st.to_error().code(), ErrorCode::SandboxBackendUnavailable);
+    let e = st.to_error();
+    assert_eq!(e.code(), ErrorCode::SandboxBackendUnavailable);
+    assert!(e.hint().unwrap().contains("docker.io"), "{:?}", e.hint());
+}
+
+/// The tools' path to Docker: `SandboxManager` selects the docker backend and exec runs in a
+/// container whose /workspace is the session directory on the host.
+#[tokio::test]
+async fn docker_backend_is_selected_and_runs_in_a_container() {
+    if !carapace_testkit::require_docker() {
+        return;
+    }
+    let image = std::env::var("CARAPACE_TEST_DOCKER_IMAGE")
+        .unwrap_or_else(|_| "carapace-test:busybox".into());
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(
+        t.path(),
+        &format!(
+            r#"mode: "all", backend: "docker", workspaceAccess: "session", docker: {{ image: "{image}" }}"#
+        ),
+    );
+    let m = SandboxManager::new();
+    let s = m
+        .session(
+            &cfg,
+            &ResolveInput {
+                session_key: Some(S),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let out = m
+        .exec(
+            &cfg,
+            &s,
+            ExecParams {
+                command: "echo from-container > /workspace/proof.txt; cat /proc/1/cgroup >/dev/null; echo ok".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.backend, BackendKind::Docker);
+    assert!(out.sandboxed);
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    assert_eq!(out.stdout.trim(), "ok");
+    let proof = s.eff.sandbox_dir.join("proof.txt");
+    assert_eq!(std::fs::read_to_string(&proof).unwrap(), "from-container\n");
+    // Remove this state dir's container (the instance label keeps others' untouched).
+    let backend = carapace_sandbox::docker::shared(&t.path().join("state")).unwrap();
+    carapace_sandbox::docker::recreate(&backend, &carapace_sandbox::docker::Selector::All, true)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
