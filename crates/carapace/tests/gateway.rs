@@ -308,20 +308,36 @@ async fn invalid_config_edit_keeps_the_old_config() {
     let cfg = gw.dir.path().join("carapace.json5");
     let body = json!({"tool": "write", "args": {"path": "m.txt", "content": "y".repeat(80_000)}});
     assert_eq!(gw.invoke(body.clone()).await.0, 413);
-    // An invalid edit: refused, old limit stays.
+    let until = |secs| std::time::Instant::now() + Duration::from_secs(secs);
+    // An invalid edit: refused (and logged), the old limit stays.
     std::fs::write(&cfg, "{ gateway: { maxBodyBytes: \"lots\" } }").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let deadline = until(20);
+    while !gw.stderr().contains("config reload refused") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal logged: {}",
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gw.stderr().contains("maxBodyBytes"), "{}", gw.stderr());
     assert_eq!(gw.invoke(body.clone()).await.0, 413);
-    assert!(
-        gw.stderr().contains("config reload refused"),
-        "{}",
-        gw.stderr()
-    );
     // A valid edit applies without a restart.
     std::fs::write(&cfg, "{ gateway: { maxBodyBytes: 1048576 } }").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (s, v) = gw.invoke(body).await;
-    assert_eq!(s, 200, "{v}; {}", gw.stderr());
+    let deadline = until(20);
+    loop {
+        let (s, v) = gw.invoke(body.clone()).await;
+        if s == 200 {
+            break;
+        }
+        assert_eq!(s, 413, "{v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "valid edit not applied: {}",
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     gw.sigterm();
     assert!(gw.wait_exit(Duration::from_secs(20)).success());
 }
@@ -340,8 +356,9 @@ async fn sigterm_during_writes_leaves_old_or_new_content() {
     let base = gw.base.clone();
     let token = gw.token.clone();
     let mut writers = Vec::new();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for w in 0..4 {
-        let (base, token) = (base.clone(), token.clone());
+        let (base, token, done) = (base.clone(), token.clone(), done.clone());
         let body = json!({"tool": "write", "args": {"path": "f.txt", "content": if w % 2 == 0 { &b } else { &a }}}).to_string();
         writers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
@@ -357,6 +374,7 @@ async fn sigterm_during_writes_leaves_old_or_new_content() {
                     Ok(r) => {
                         assert_eq!(r.status(), 200);
                         ok += 1;
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(_) => {
                         refused += 1;
@@ -370,7 +388,15 @@ async fn sigterm_during_writes_leaves_old_or_new_content() {
             (ok, refused)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGTERM once writes are flowing (a few have completed, others are in flight).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     gw.sigterm();
     let status = gw.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit {status:?}; stderr: {}", gw.stderr());
