@@ -120,6 +120,14 @@ pub enum MountError {
         /// The container paths that are mapped, comma-separated.
         mounts: String,
     },
+    /// A path under `/agent` in a session whose policy does not show the agent workspace.
+    #[error("{path:?} is in the agent workspace, which this session's policy does not show")]
+    AgentHidden {
+        /// As given.
+        path: String,
+        /// The session's workspace access, when known (for the hint).
+        access: Option<WorkspaceAccess>,
+    },
     /// A write to a read-only mount.
     #[error("{path:?} is on the read-only mount {mount}; this session cannot write there")]
     ReadOnly {
@@ -137,6 +145,7 @@ impl CarapaceError for MountError {
         match self {
             MountError::InvalidPath { .. } => ErrorCode::BadRequest,
             MountError::OutsideMounts { .. } => ErrorCode::PathOutsideRoot,
+            MountError::AgentHidden { .. } => ErrorCode::WorkspaceAccessDenied,
             MountError::ReadOnly { .. } => ErrorCode::WorkspaceReadOnly,
         }
     }
@@ -146,6 +155,11 @@ impl CarapaceError for MountError {
             MountError::OutsideMounts { mounts, .. } => Some(format!(
                 "use a path under {mounts} (or one relative to /workspace); `carapace sandbox explain` shows the mount table"
             )),
+            MountError::AgentHidden { access, .. } => Some(match access {
+                Some(WorkspaceAccess::Session) => "with workspaceAccess \"session\" and sessionAgentAccess \"none\" the agent workspace is hidden; set sessionAgentAccess \"ro\" to show it read-only at /agent".into(),
+                Some(a) => format!("/agent exists only with workspaceAccess \"ro\" or \"session\" (this session has \"{a}\"); use paths under /workspace"),
+                None => "this session has no /agent mount; `carapace sandbox explain` shows the mount table".into(),
+            }),
             MountError::ReadOnly { access, .. } => Some(match access {
                 Some(WorkspaceAccess::Ro) => "workspaceAccess is \"ro\": the sandbox can read but not write. Use \"session\" for a private writable directory, or \"rw\"".into(),
                 Some(WorkspaceAccess::Session) => "with workspaceAccess \"session\" only /workspace (the session's own directory) is writable; /agent is read-only".into(),
@@ -167,6 +181,12 @@ impl CarapaceError for MountError {
                 m.insert("path".into(), path.clone().into());
                 m.insert("containerPath".into(), normalized.clone().into());
                 m.insert("mounts".into(), mounts.clone().into());
+            }
+            MountError::AgentHidden { path, access } => {
+                m.insert("path".into(), path.clone().into());
+                if let Some(a) = access {
+                    m.insert("workspaceAccess".into(), a.as_str().into());
+                }
             }
             MountError::ReadOnly {
                 path,
@@ -288,6 +308,12 @@ impl MountTable {
             reason: "unusable path",
         })?;
         let Some(m) = self.find(&normalized) else {
+            if normalized == "/agent" || normalized.starts_with("/agent/") {
+                return Err(MountError::AgentHidden {
+                    path: path.into(),
+                    access: None,
+                });
+            }
             return Err(MountError::OutsideMounts {
                 path: path.into(),
                 normalized,
@@ -320,6 +346,10 @@ impl MountTable {
             MountError::ReadOnly { path, mount, .. } => MountError::ReadOnly {
                 path,
                 mount,
+                access: Some(workspace_access),
+            },
+            MountError::AgentHidden { path, .. } => MountError::AgentHidden {
+                path,
                 access: Some(workspace_access),
             },
             e => e,
@@ -491,8 +521,12 @@ mod tests {
             t.resolve("/agent/AGENTS.md", Access::Read)
                 .unwrap_err()
                 .code(),
-            ErrorCode::PathOutsideRoot
+            ErrorCode::WorkspaceAccessDenied
         );
+        let e = t
+            .resolve_for("/agent", Access::Read, WorkspaceAccess::Session)
+            .unwrap_err();
+        assert!(e.hint().unwrap().contains("sessionAgentAccess"), "{e}");
     }
 
     #[test]
@@ -635,7 +669,7 @@ mod tests {
         assert_eq!(r.host_path(), PathBuf::from("/ws/a"));
         assert_eq!(
             t.resolve("/agent/a", Access::Read).unwrap_err().code(),
-            ErrorCode::PathOutsideRoot
+            ErrorCode::WorkspaceAccessDenied
         );
     }
 

@@ -128,8 +128,11 @@ async fn file_tools_per_access() {
                 assert_eq!(agent_read.unwrap()["content"], "agent instructions\n");
             }
             _ => {
-                assert_eq!(agent_write, ErrorCode::PathOutsideRoot, "{access}");
-                assert_eq!(agent_read.unwrap_err().code(), ErrorCode::PathOutsideRoot);
+                assert_eq!(agent_write, ErrorCode::WorkspaceAccessDenied, "{access}");
+                assert_eq!(
+                    agent_read.unwrap_err().code(),
+                    ErrorCode::WorkspaceAccessDenied
+                );
             }
         }
         assert_eq!(
@@ -368,7 +371,7 @@ async fn seed_003_channel_session_access() {
     assert!(slug_dir(&e, "agent:main").join("i.txt").exists());
     assert_eq!(
         err(&e, inbox, "read", json!({"path": "/agent/AGENTS.md"})).await,
-        ErrorCode::PathOutsideRoot
+        ErrorCode::WorkspaceAccessDenied
     );
     // An explicit channel argument wins over the key.
     let v = carapace_tools::invoke(
@@ -423,6 +426,6 @@ async fn mode_off_is_host_and_labelled() {
     );
     assert_eq!(
         err(&e, S1, "read", json!({"path": "/agent/AGENTS.md"})).await,
-        ErrorCode::PathOutsideRoot
+        ErrorCode::WorkspaceAccessDenied
     );
 }
