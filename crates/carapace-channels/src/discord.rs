@@ -277,12 +277,7 @@ impl ChannelAdapter for DiscordAdapter {
                 });
             }
         };
-        let content: String = [msg.text.as_deref(), msg.caption.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let content = msg.text_and_caption();
         let texts = split_text(&content, DISCORD_MAX_CONTENT_CHARS);
         let files = crate::http::sources(msg.attachments, msg.progress);
         let batches: Vec<Vec<&FileSource>> = files

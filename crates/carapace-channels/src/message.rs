@@ -74,6 +74,17 @@ impl std::fmt::Debug for Progress {
 }
 
 impl OutboundMessage {
+    /// Text and caption as one body (blank line between), for platforms that have a single
+    /// text field per message (Discord `content`, Slack `initial_comment`).
+    pub fn text_and_caption(&self) -> String {
+        [self.text.as_deref(), self.caption.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
     /// A text-only message.
     pub fn text(target: Target, text: impl Into<String>) -> Self {
         OutboundMessage {

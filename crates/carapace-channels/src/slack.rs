@@ -291,12 +291,7 @@ impl ChannelAdapter for SlackAdapter {
                 });
             }
         };
-        let comment: String = [msg.text.as_deref(), msg.caption.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let comment = msg.text_and_caption();
         let retry = &self.settings.retry;
         let mut delivered = Delivered::default();
         if msg.attachments.is_empty() {
