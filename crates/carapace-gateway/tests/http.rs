@@ -436,3 +436,59 @@ mod mcp_http {
         assert_envelope(&resp.json::<Value>().await.unwrap(), "UNAUTHORIZED");
     }
 }
+
+mod reload {
+    use super::*;
+    use carapace_gateway::reload::{ConfigLoader, ReloadOutcome, reload_once};
+    use carapace_policy::Config;
+
+    #[tokio::test]
+    async fn validate_then_swap() {
+        let r = start(limits()).await;
+        let state = r._dir.path().to_path_buf();
+        let ok_factory: carapace_gateway::BackendFactory =
+            Arc::new(|_c: &Config| Ok(Arc::new(Stub) as Arc<dyn ToolBackend>));
+        let bad_factory: carapace_gateway::BackendFactory = Arc::new(|_c: &Config| {
+            Err(ErrorEnvelope::new(
+                ErrorCode::SandboxBackendUnavailable,
+                "no backend",
+            ))
+        });
+        let bad_loader: ConfigLoader =
+            Arc::new(|| Err(ErrorEnvelope::new(ErrorCode::ConfigInvalid, "broken edit")));
+        let st = state.clone();
+        let good_loader: ConfigLoader = Arc::new(move || {
+            let mut c = Config::defaults(st.clone());
+            c.file.gateway.max_body_bytes = Some(123);
+            c.file.gateway.auth.token = Some(carapace_policy::config::Secret::literal("new-token"));
+            Ok(c)
+        });
+        // A config that does not load changes nothing.
+        assert!(
+            matches!(reload_once(&r.gw, &bad_loader, &ok_factory), ReloadOutcome::Rejected(e) if e.code == ErrorCode::ConfigInvalid)
+        );
+        // Nor does one whose backend cannot be built.
+        assert!(
+            matches!(reload_once(&r.gw, &good_loader, &bad_factory), ReloadOutcome::Rejected(e) if e.code == ErrorCode::SandboxBackendUnavailable)
+        );
+        assert_eq!(r.gw.limits().max_body_bytes, 4096);
+        assert!(r.gw.check_auth(Some("Bearer test-token-123")).is_ok());
+        // A good one swaps limits and token together.
+        assert!(matches!(
+            reload_once(&r.gw, &good_loader, &ok_factory),
+            ReloadOutcome::Applied(_)
+        ));
+        assert_eq!(r.gw.limits().max_body_bytes, 123);
+        assert!(r.gw.check_auth(Some("Bearer new-token")).is_ok());
+        assert!(r.gw.check_auth(Some("Bearer test-token-123")).is_err());
+        let text = r.gw.metrics().render();
+        assert!(
+            text.contains(r#"carapace_config_reloads_total{result="rejected"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"carapace_config_reloads_total{result="applied"} 1"#),
+            "{text}"
+        );
+    }
+}
