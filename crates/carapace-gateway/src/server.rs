@@ -28,8 +28,10 @@ use crate::gateway::{Gateway, Transport, panic_message};
 
 /// The request id header, read from the client when sane and always echoed.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// MCP over HTTP: the session key for calls whose arguments carry none.
+/// The session key for calls that name none (`/tools/invoke` bodies, MCP arguments).
 pub const SESSION_HEADER: &str = "x-carapace-session";
+/// OpenClaw's header naming the session's channel (`/tools/invoke` bodies without `channel`).
+pub const OPENCLAW_CHANNEL_HEADER: &str = "x-openclaw-message-channel";
 
 /// The request id of the request being handled (an axum extension).
 #[derive(Debug, Clone)]
@@ -230,9 +232,19 @@ async fn not_found(req: Request) -> Response {
     )
 }
 
+fn header_string(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// `POST /tools/invoke` (OpenClaw-compatible): `{ok: true, result}` or the envelope.
 async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
     let rid = request_id_of(&req);
+    let header_session = header_string(&req, SESSION_HEADER);
+    let header_channel = header_string(&req, OPENCLAW_CHANNEL_HEADER);
     let limit = gw.limits().max_body_bytes;
     let too_large = || {
         ErrorEnvelope::new(
@@ -270,10 +282,17 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
             return error_response(&env, &rid);
         }
     };
-    let call = match ToolCall::from_invoke_body(&body) {
+    let mut call = match ToolCall::from_invoke_body(&body) {
         Ok(c) => c,
         Err(env) => return error_response(&env, &rid),
     };
+    // The body wins; the headers fill in what it leaves out.
+    if call.session_key.is_none() {
+        call.session_key = header_session;
+    }
+    if call.channel.is_none() {
+        call.channel = header_channel;
+    }
     match gw.call(call, &rid, Transport::Http).await {
         Ok(result) => json_response(StatusCode::OK, &json!({"ok": true, "result": result})),
         Err(env) => error_response(&env, &rid),

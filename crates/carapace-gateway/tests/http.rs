@@ -149,6 +149,21 @@ async fn success_is_openclaw_shaped() {
     assert_eq!(v["result"]["session"], "agent:main:x");
     assert_eq!(v["result"]["channel"], "inbox");
     assert!(h.get("x-request-id").is_some());
+    // Headers fill in what the body leaves out; the body wins.
+    let v: Value = reqwest::Client::new()
+        .post(format!("http://{}/tools/invoke", r.addr))
+        .header("authorization", "Bearer test-token-123")
+        .header("x-carapace-session", "agent:main:hdr")
+        .header("x-openclaw-message-channel", "telegram")
+        .body(r#"{"tool":"echo","args":{}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["result"]["session"], "agent:main:hdr");
+    assert_eq!(v["result"]["channel"], "telegram");
 }
 
 #[tokio::test]
