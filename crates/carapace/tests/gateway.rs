@@ -62,12 +62,18 @@ fn start(config: Option<&str>, umask: &str) -> Gw {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-        panic!(
-            "no ready line: {line:?}; stderr: {}",
-            std::fs::read_to_string(dir.path().join("gateway.stderr")).unwrap_or_default()
-        )
-    });
+    // A gateway that did not come up must not outlive the test.
+    let ready: Value = match serde_json::from_str(&line) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no ready line: {line:?}; stderr: {}",
+                std::fs::read_to_string(dir.path().join("gateway.stderr")).unwrap_or_default()
+            )
+        }
+    };
     assert_eq!(ready["ok"], true, "{ready}");
     let base = ready["address"].as_str().unwrap().to_string();
     // A configured token leaves no file; those tests present their own.
