@@ -61,7 +61,7 @@ enum Command {
     Gateway(gateway::GatewayCmd),
     /// MCP server on stdio (for MCP clients that start their servers).
     Mcp(mcp::McpArgs),
-    /// Run a tool in-process (`carapace tool invoke exec --args '{"command": "ls"}'`).
+    /// Run a tool, in-process or on a running gateway with --gateway (`carapace tool invoke exec --args '{"command": "ls"}'`).
     #[command(subcommand)]
     Tool(tool::ToolCmd),
     /// Sandboxes: list, explain (policy, why, mounts, backend), recreate.
