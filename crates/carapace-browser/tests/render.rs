@@ -246,18 +246,27 @@ async fn max_pages_caps_concurrent_pages() {
         tokio::spawn(async move { svc.capture(&shot(url, Some(100), Some(100)), &policy).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let e = svc
+    let probe = svc
         .capture(&shot(srv.url("/box"), Some(100), Some(100)), &policy)
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Timeout);
-    // The hung call releases its slot at ~3 s, 0.3 s before this call's deadline: it either
-    // never got the slot or got it too late to open a page.
-    let phase = e.details()["phase"].as_str().unwrap().to_string();
-    assert!(
-        ["waiting for a page slot", "opening a page", "loading"].contains(&phase.as_str()),
-        "{phase}"
-    );
+        .await;
+    match probe {
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::Timeout);
+            // The hung call releases its slot at ~3 s, 0.3 s before this call's deadline: it
+            // either never got the slot or got it too late to open a page.
+            let phase = e.details()["phase"].as_str().unwrap().to_string();
+            assert!(
+                ["waiting for a page slot", "opening a page", "loading"].contains(&phase.as_str()),
+                "{phase}"
+            );
+        }
+        // On a fast machine the 0.3 s left after the hung call times out can be enough for a
+        // warm browser: then the probe may only have run once the hung call gave its slot up.
+        Ok(_) => assert!(
+            hung.is_finished(),
+            "the probe ran while the only slot was held"
+        ),
+    }
     assert_eq!(hung.await.unwrap().unwrap_err().code(), ErrorCode::Timeout);
     svc.shutdown().await;
 }
