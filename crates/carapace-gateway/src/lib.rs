@@ -20,6 +20,7 @@ pub mod client;
 pub mod gateway;
 pub mod mcp;
 pub mod metrics;
+pub mod prune;
 pub mod reload;
 pub mod run;
 pub mod server;

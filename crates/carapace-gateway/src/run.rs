@@ -89,6 +89,7 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     });
     tracing::info!(addr = %bound.addr, "gateway listening");
 
+    let pruner = tokio::spawn(crate::prune::run(loader.clone(), crate::prune::PRUNE_EVERY));
     let watcher = reload_interval.map(|every| {
         tokio::spawn(crate::reload::watch(
             gw.clone(),
@@ -124,6 +125,7 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
         }
     };
     signals.abort();
+    pruner.abort();
     if let Some(w) = watcher {
         w.abort();
     }
