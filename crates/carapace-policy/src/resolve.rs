@@ -332,7 +332,20 @@ impl Config {
             }
             _ => true,
         };
-        let skey = scope_key(scope.value, &key, &agent_id);
+        let mut skey = scope_key(scope.value, &key, &agent_id);
+        // A channel that overrides workspaceAccess gets a sandbox of its own when the scope is
+        // shared across sessions (agent/shared): sessions with different mount tables must not
+        // share one runtime (a Docker container would be recreated on every switch, and a
+        // read-only channel would see another channel's scratch files). OpenClaw has no
+        // per-channel access, so every key OpenClaw itself would compute is unchanged.
+        if matches!(workspace_access.from, Layer::Channel(_)) && scope.value != Scope::Session {
+            skey = format!("{skey}|access={}", workspace_access.value);
+            notes.push(format!(
+                "channel {} overrides workspaceAccess, so its sessions get their own {} sandbox (scope key {skey:?})",
+                channel.as_deref().unwrap_or("?"),
+                scope.value
+            ));
+        }
         let slug = slugify(&skey);
         let sandbox_dir = workspace_root.value.join(&slug);
 

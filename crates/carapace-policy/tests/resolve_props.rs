@@ -99,6 +99,17 @@ proptest! {
         } else {
             let s = a_scope.or(d_scope).unwrap_or("agent");
             prop_assert_eq!(e.scope.value.as_str(), s);
+            // A channel-decided access gets its own scope key; otherwise OpenClaw's key.
+            let base = match e.scope.value {
+                Scope::Shared => "shared".to_string(),
+                Scope::Agent => "agent:bot".to_string(),
+                Scope::Session => key.clone(),
+            };
+            if matches!(e.workspace_access.from, Layer::Channel(_)) && e.scope.value != Scope::Session {
+                prop_assert_eq!(&e.scope_key, &format!("{base}|access={}", e.workspace_access.value));
+            } else {
+                prop_assert_eq!(&e.scope_key, &base);
+            }
         }
         prop_assert!(e.sandbox_dir.starts_with("/s/sandboxes"));
         prop_assert_eq!(e.sandbox_dir.file_name().unwrap().to_string_lossy(), e.scope_slug.clone());
