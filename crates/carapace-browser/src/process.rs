@@ -92,6 +92,40 @@ pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, BrowserError>
     })
 }
 
+/// Prefix of profile directories in the temp dir: `carapace-chromium-<carapace pid>-<random>`.
+const PROFILE_PREFIX: &str = "carapace-chromium-";
+
+/// Removes profile directories left by carapace processes that are gone (a process killed with
+/// SIGKILL, or one whose browser service lived in a static and was never dropped). A directory
+/// whose owner pid is alive is never touched; removal goes through carapace-fs, never
+/// following links.
+fn sweep_orphan_profiles() {
+    let tmp = std::env::temp_dir();
+    let Ok(root) = carapace_fs::Root::open(&tmp) else {
+        return;
+    };
+    let Ok(entries) = root.list(Path::new("")) else {
+        return;
+    };
+    for e in entries {
+        let Some(rest) = e.name.strip_prefix(PROFILE_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if e.meta.is_dir() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let opts = carapace_fs::RemoveOptions {
+                missing_ok: true,
+                ..carapace_fs::RemoveOptions::recursive()
+            };
+            if let Err(err) = root.remove(Path::new(&e.name), &opts) {
+                tracing::debug!(dir = %e.name, error = %err, "could not remove an orphaned Chromium profile");
+            }
+        }
+    }
+}
+
 /// A running Chromium: the child, its process group and its profile directory (removed on
 /// drop, after the group is killed).
 #[derive(Debug)]
@@ -116,8 +150,9 @@ impl ChromiumProcess {
             path: binary.to_path_buf(),
             reason,
         };
+        sweep_orphan_profiles();
         let profile = tempfile::Builder::new()
-            .prefix("carapace-chromium-")
+            .prefix(&format!("{PROFILE_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| failed(format!("cannot create a profile directory: {e}")))?;
         // Chromium lives in its own process group, so nothing kills it when carapace dies

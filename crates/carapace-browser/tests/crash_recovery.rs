@@ -110,3 +110,28 @@ fn chromium_dies_with_the_thread_that_started_it() {
     }
     assert!(gone, "chromium {pid} outlived the thread that started it");
 }
+
+/// Profiles of carapace processes that are gone are swept at the next launch; a live owner's
+/// profile is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_profiles_are_swept_at_launch() {
+    if !require_chromium() {
+        return;
+    }
+    let tmp = std::env::temp_dir();
+    // pid 999999999 cannot exist (pid_max is at most 4194304); pid 1 always does.
+    let orphan = tmp.join("carapace-chromium-999999999-sweeptest");
+    let live = tmp.join("carapace-chromium-1-sweeptest");
+    for d in [&orphan, &live] {
+        std::fs::create_dir_all(d.join("Default")).unwrap();
+        std::fs::write(d.join("Default/Preferences"), "{}").unwrap();
+    }
+    let srv = serve().await;
+    let svc = service(20);
+    let policy = svc.policy(None);
+    svc.capture(&shot(srv.url("/box")), &policy).await.unwrap();
+    assert!(!orphan.exists(), "orphaned profile left behind");
+    assert!(live.exists(), "a live process's profile was removed");
+    std::fs::remove_dir_all(&live).unwrap();
+    svc.shutdown().await;
+}
