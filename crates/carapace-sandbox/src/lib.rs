@@ -28,4 +28,4 @@ pub use backend::{
 };
 pub use error::SandboxError;
 pub use host::HostUnsandboxed;
-pub use manager::{ExecParams, SandboxDirInfo, SandboxManager, Session};
+pub use manager::{ExecParams, SandboxDirInfo, SandboxManager, Session, effective_timeout_seconds};

@@ -50,6 +50,17 @@ impl Session {
     }
 }
 
+/// The timeout an `exec` gets: the requested `timeoutSeconds`, at most `tools.exec.timeoutSeconds`
+/// (also the default). The config value is a ceiling, so no command outlives the gateway's request
+/// budget (which defaults to it plus 30 s) and keeps running after its caller was told TIMEOUT;
+/// an operator who wants longer commands raises the config.
+pub fn effective_timeout_seconds(config: &Config, requested: Option<u64>) -> u64 {
+    let ceiling = config.file.tools.exec.timeout_seconds;
+    requested
+        .filter(|t| *t > 0)
+        .map_or(ceiling, |t| t.min(ceiling))
+}
+
 /// What `exec` asks for, before defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ExecParams {
@@ -296,13 +307,8 @@ impl SandboxManager {
                 )));
             }
         }
-        let exec_cfg = &config.file.tools.exec;
-        let timeout = Duration::from_secs(
-            params
-                .timeout_seconds
-                .filter(|t| *t > 0)
-                .unwrap_or(exec_cfg.timeout_seconds),
-        );
+        let timeout =
+            Duration::from_secs(effective_timeout_seconds(config, params.timeout_seconds));
         let plan = ExecPlan {
             table: session.table.clone(),
             umask: session.eff.umask.value.0,
@@ -315,7 +321,8 @@ impl SandboxManager {
             workdir,
             env: params.env,
             timeout,
-            max_output_bytes: usize::try_from(exec_cfg.max_output_bytes).unwrap_or(usize::MAX),
+            max_output_bytes: usize::try_from(config.file.tools.exec.max_output_bytes)
+                .unwrap_or(usize::MAX),
         };
         backend.exec(&plan, req).await
     }

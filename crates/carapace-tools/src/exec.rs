@@ -20,7 +20,7 @@ pub(crate) fn spec() -> ToolSpec {
                 "command": {"type": "string"},
                 "workdir": {"type": "string", "description": "Working directory (default /workspace)"},
                 "env": {"type": "object", "additionalProperties": {"type": "string"}},
-                "timeoutSeconds": {"type": "integer", "minimum": 1}
+                "timeoutSeconds": {"type": "integer", "minimum": 1, "description": "Kill the command (and its children) after this long; at most tools.exec.timeoutSeconds, which is also the default. The result says which applied."}
             },
             "required": ["command"]
         }),
@@ -36,11 +36,17 @@ pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, Too
         timeout_seconds: a.opt_u64("timeoutSeconds")?.or(a.opt_u64("timeout")?),
     };
     let session = ctx.session(call)?;
+    let timeout = carapace_sandbox::effective_timeout_seconds(&ctx.config, params.timeout_seconds);
     let out = ctx.sandboxes.exec(&ctx.config, &session, params).await?;
-    serde_json::to_value(out).map_err(|e| {
+    let mut value = serde_json::to_value(out).map_err(|e| {
         ToolError::new(
             carapace_policy::ErrorCode::Internal,
             format!("exec: cannot encode the result: {e}"),
         )
-    })
+    })?;
+    // The timeout that applied (a request above tools.exec.timeoutSeconds is capped at it).
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("timeoutSeconds".into(), timeout.into());
+    }
+    Ok(value)
 }

@@ -216,3 +216,40 @@ async fn network_only_when_configured() {
     .await;
     assert_eq!(count(&out), host_ifaces, "{out}");
 }
+
+/// `tools.exec.timeoutSeconds` is a ceiling: a larger request is capped (and says so), so no
+/// command outlives the gateway's request budget; a smaller one applies as asked.
+#[tokio::test]
+async fn requested_timeout_is_capped_by_the_config() {
+    if !carapace_testkit::require_bwrap() {
+        return;
+    }
+    let e = sandboxed("tools: { exec: { timeoutSeconds: 1 } }");
+    let started = Instant::now();
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "sleep 30", "timeoutSeconds": 600}),
+    )
+    .await;
+    assert_eq!(v["timedOut"], true);
+    assert_eq!(v["timeoutSeconds"], 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "ran past the ceiling"
+    );
+    let v = ok(&e, S, "exec", json!({"command": "true"})).await;
+    assert_eq!(v["timeoutSeconds"], 1);
+
+    let e = sandboxed("tools: { exec: { timeoutSeconds: 120 } }");
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": "true", "timeoutSeconds": 5}),
+    )
+    .await;
+    assert_eq!(v["timeoutSeconds"], 5);
+    assert_eq!(v["timedOut"], false);
+}
