@@ -329,6 +329,16 @@ pub struct GatewayConfig {
     /// Budget of one tool call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout_seconds: Option<u64>,
+    /// Most connections open at once (clamped below the process's file descriptor limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    /// Deadline for a request's headers, counted from when the connection is ready for the
+    /// next request (so it is also the keep-alive idle timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Deadline for a request's whole body, counted from its headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_timeout_seconds: Option<u64>,
     /// `gateway.auth`
     #[serde(default)]
     pub auth: GatewayAuth,

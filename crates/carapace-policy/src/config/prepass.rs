@@ -195,6 +195,9 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "port",
                 "maxBodyBytes",
                 "requestTimeoutSeconds",
+                "maxConnections",
+                "headerTimeoutSeconds",
+                "bodyTimeoutSeconds",
                 "auth",
             ],
             &[
@@ -387,9 +390,9 @@ fn walk(
             }
         }
         Value::String(s) => {
-            let expanded = expand_env(s, env.var).map_err(|m| PrepassError {
+            let expanded = expand_env(s, env.var).map_err(|e| PrepassError {
                 path: path.to_string(),
-                message: format!("references ${{{}}}, which is not set", m.0),
+                message: e.to_string(),
             })?;
             *s = expand_tilde(&expanded, env.home);
         }
