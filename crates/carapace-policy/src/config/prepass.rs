@@ -372,7 +372,8 @@ fn walk(
                     format!("{path}.{k}")
                 };
                 let child_pattern = child_pattern(pattern, k);
-                if secret_object || SECRET_KEYS.contains(&k.as_str()) {
+                let secret_url = pattern == "channels.*" && k == "url";
+                if secret_object || secret_url || SECRET_KEYS.contains(&k.as_str()) {
                     continue; // resolved later by `Secret::resolve`
                 }
                 walk(child, &child_path, &child_pattern, env, report)?;

@@ -225,17 +225,37 @@ mod tests {
     #[test]
     fn depth_is_bounded_before_parsing() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(matches!(parse(&deep), Err(RawError::TooDeep { line: 1, column: 65 })));
-        let ok = format!("{{a: {}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(matches!(
+            parse(&deep),
+            Err(RawError::TooDeep {
+                line: 1,
+                column: 65
+            })
+        ));
+        let ok = format!(
+            "{{a: {}1{}}}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
         assert!(parse(&ok).is_ok());
         // Brackets in strings and comments do not count.
-        let s = format!("{{a: \"{}\", /* {} */ b: '{}'}} // {}", "[".repeat(200), "{".repeat(200), "[".repeat(200), "[".repeat(200));
+        let s = format!(
+            "{{a: \"{}\", /* {} */ b: '{}'}} // {}",
+            "[".repeat(200),
+            "{".repeat(200),
+            "[".repeat(200),
+            "[".repeat(200)
+        );
         assert!(parse(&s).is_ok(), "{:?}", parse(&s));
     }
 
     #[test]
     fn non_finite_numbers_name_their_path() {
-        for (text, value) in [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")] {
+        for (text, value) in [
+            ("NaN", "NaN"),
+            ("Infinity", "Infinity"),
+            ("-Infinity", "-Infinity"),
+        ] {
             let e = parse(&format!("{{media: {{ttlHours: {text}}}, l: [1]}}")).unwrap_err();
             assert_eq!(
                 e,
