@@ -39,18 +39,17 @@ pub struct DeadlineBody {
 }
 
 impl DeadlineBody {
-    /// Wraps `inner`; it must be complete by `deadline`. Marks `state` reading (or working, for
-    /// a body that is already complete).
-    pub fn new(inner: Incoming, deadline: tokio::time::Instant, state: Arc<AtomicU8>) -> Self {
+    /// Wraps `inner`; it must be complete within `budget` from now. Marks `state` reading (or
+    /// working, for a body that is already complete).
+    pub fn new(inner: Incoming, budget: Duration, state: Arc<AtomicU8>) -> Self {
         let done = inner.is_end_stream();
         state.store(
             if done { STATE_WORKING } else { STATE_READING },
             Ordering::Release,
         );
-        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
         DeadlineBody {
             inner,
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            sleep: Box::pin(tokio::time::sleep(budget)),
             budget,
             state,
             done,

@@ -187,9 +187,9 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let app = app.clone();
                 let state = state.clone();
-                let deadline = tokio::time::Instant::now() + limits.body_timeout;
+                let budget = limits.body_timeout;
                 async move {
-                    let req = req.map(|b| Body::new(DeadlineBody::new(b, deadline, state.clone())));
+                    let req = req.map(|b| Body::new(DeadlineBody::new(b, budget, state.clone())));
                     let resp = match app.oneshot(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},

@@ -74,11 +74,17 @@ fn non_regular_and_oversized_config_files_are_config_invalid_without_blocking() 
             .unwrap()
             .success()
     );
-    assert_config_invalid(&run(&fifo, &["config", "validate"], &[]), "not a regular file");
+    assert_config_invalid(
+        &run(&fifo, &["config", "validate"], &[]),
+        "not a regular file",
+    );
 
     let sub = dir.path().join("conf.d");
     std::fs::create_dir(&sub).unwrap();
-    assert_config_invalid(&run(&sub, &["config", "validate"], &[]), "not a regular file");
+    assert_config_invalid(
+        &run(&sub, &["config", "validate"], &[]),
+        "not a regular file",
+    );
     assert_config_invalid(
         &run(Path::new("/dev/zero"), &["config", "validate"], &[]),
         "not a regular file",
@@ -112,7 +118,10 @@ fn config_show_never_prints_a_webhook_url_secret() {
         "{channels: {webhook: {url: '${HOOK_URL}'}, matrix: {homeserver: 'https://bot:pw-SECRET@m.example.org', accessToken: 'x'}}}",
     )
     .unwrap();
-    for args in [&["config", "show"][..], &["config", "show", "--effective"][..]] {
+    for args in [
+        &["config", "show"][..],
+        &["config", "show", "--effective"][..],
+    ] {
         let out = run(&cfg, args, &[("HOOK_URL", secret)]);
         let all = format!(
             "{}{}",
@@ -123,10 +132,12 @@ fn config_show_never_prints_a_webhook_url_secret() {
         assert!(!all.contains("SECRET"), "{all}");
     }
     let v = envelope(&run(&cfg, &["config", "show"], &[("HOOK_URL", secret)]));
-    assert_eq!(v["config"]["channels"]["webhook"]["url"], "${HOOK_URL}", "{v}");
     assert_eq!(
-        v["config"]["channels"]["matrix"]["homeserver"],
-        "https://***@m.example.org",
+        v["config"]["channels"]["webhook"]["url"], "${HOOK_URL}",
+        "{v}"
+    );
+    assert_eq!(
+        v["config"]["channels"]["matrix"]["homeserver"], "https://***@m.example.org",
         "{v}"
     );
     // A literal URL is shown as scheme://host/*** only.
@@ -138,8 +149,7 @@ fn config_show_never_prints_a_webhook_url_secret() {
     let out = run(&cfg, &["config", "show"], &[]);
     let v = envelope(&out);
     assert_eq!(
-        v["config"]["channels"]["webhook"]["url"],
-        "https://discord.com/***",
+        v["config"]["channels"]["webhook"]["url"], "https://discord.com/***",
         "{v}"
     );
     assert!(!v.to_string().contains("SECRET"));
@@ -153,7 +163,14 @@ fn a_failed_hot_reload_of_a_deep_config_leaves_the_gateway_serving() {
     std::fs::write(&cfg, "{gateway: {headerTimeoutSeconds: 30}}").unwrap();
     let stderr_path = dir.path().join("gateway.stderr");
     let mut child = Command::new(BIN)
-        .args(["gateway", "run", "--bind", "127.0.0.1:0", "--json", "--config"])
+        .args([
+            "gateway",
+            "run",
+            "--bind",
+            "127.0.0.1:0",
+            "--json",
+            "--config",
+        ])
         .arg(&cfg)
         .env("CARAPACE_STATE_DIR", &state)
         .env_remove("CARAPACE_CONFIG")
@@ -190,7 +207,11 @@ fn a_failed_hot_reload_of_a_deep_config_leaves_the_gateway_serving() {
         if let Some(s) = child.try_wait().unwrap() {
             panic!("the gateway died on the reload ({s}); stderr: {}", stderr());
         }
-        assert!(Instant::now() < until, "no reload refusal; stderr: {}", stderr());
+        assert!(
+            Instant::now() < until,
+            "no reload refusal; stderr: {}",
+            stderr()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(stderr().contains("deeper than 64 levels"), "{}", stderr());
