@@ -193,7 +193,6 @@ fn mcp_over_stdio_answers_garbage_with_parse_errors_and_keeps_serving() {
             .is_some_and(|t| !t.is_empty()),
         "{v}"
     );
-    drop(send);
     drop(stdin);
     let status = child.wait().unwrap();
     assert_eq!(
