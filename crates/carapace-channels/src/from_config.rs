@@ -125,11 +125,13 @@ pub fn adapter_from_config(
             Arc::new(SlackAdapter::new(s)?)
         }
         "webhook" => {
-            let url = c
-                .api_base_url
-                .clone()
-                .or_else(|| c.url.clone())
-                .ok_or_else(|| not_configured(channel, "channels.webhook.url is not set"))?;
+            let url = match (&c.api_base_url, &c.url) {
+                (Some(u), _) => u.clone(),
+                (None, Some(_)) => secret(channel, "url", c.url.as_ref())?,
+                (None, None) => {
+                    return Err(not_configured(channel, "channels.webhook.url is not set"));
+                }
+            };
             let mut s = WebhookSettings::new(url);
             for (name, v) in c.headers.iter().flatten() {
                 let value = secret(channel, &format!("headers.{name}"), Some(v))?;

@@ -40,6 +40,9 @@ pub struct InboxAdapter {
     settings: InboxSettings,
 }
 
+/// Longest directory name the inbox creates (the usual filesystem `NAME_MAX`).
+pub const MAX_DIR_NAME_BYTES: usize = 255;
+
 /// The directory name of a target: `<kind>-<id>` with anything but ASCII letters, digits and
 /// `.`, `_`, `-`, `@`, `:`, `!`, `+`, `=` replaced by `_`.
 pub fn target_dir_name(t: &Target) -> String {
@@ -160,6 +163,16 @@ impl InboxAdapter {
         let root = Root::open(dir)
             .map_err(|e| not_configured(format!("cannot open {}: {e}", dir.display())))?;
         let tdir = target_dir_name(target);
+        if tdir.len() > MAX_DIR_NAME_BYTES {
+            let limit = MAX_DIR_NAME_BYTES - target.kind().len() - 1;
+            return Err(ChannelError::BadRequest {
+                message: format!(
+                    "the inbox target id is {} bytes; the inbox keeps each target in a directory named <kind>-<id>, so a {} id may be at most {limit} bytes",
+                    target.id().len(),
+                    target.kind()
+                ),
+            });
+        }
         root.mkdir_all(Path::new(&tdir), 0o755)
             .map_err(|e| not_configured(format!("cannot create {tdir}: {e}")))?;
         let millis = SystemTime::now()

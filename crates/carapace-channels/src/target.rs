@@ -13,18 +13,34 @@ pub enum Target {
     Room(String),
 }
 
+/// Longest target id, in bytes (Matrix's bound on room and user ids; every platform's ids are
+/// shorter).
+pub const MAX_TARGET_ID_BYTES: usize = 255;
+
 impl Target {
     /// Parses `user:<id>`, `channel:<id>` or `room:<id>`. Anything else (no prefix, unknown
-    /// prefix, empty id, whitespace or control characters in the id) is `BAD_REQUEST`.
+    /// prefix, empty id, an id over [`MAX_TARGET_ID_BYTES`], whitespace or control characters
+    /// in the id) is `BAD_REQUEST`.
     pub fn parse(s: &str) -> Result<Target, ChannelError> {
+        let shown: String = if s.len() > 80 {
+            format!("{}…", s.chars().take(60).collect::<String>())
+        } else {
+            s.to_string()
+        };
         let bad = |why: &str| ChannelError::BadRequest {
             message: format!(
-                "invalid target {s:?}: {why}; expected user:<id>, channel:<id> or room:<id>"
+                "invalid target {shown:?}: {why}; expected user:<id>, channel:<id> or room:<id>"
             ),
         };
         let (kind, id) = s.split_once(':').ok_or_else(|| bad("no kind prefix"))?;
         if id.is_empty() {
             return Err(bad("empty id"));
+        }
+        if id.len() > MAX_TARGET_ID_BYTES {
+            return Err(bad(&format!(
+                "the id is {} bytes, over the limit of {MAX_TARGET_ID_BYTES} bytes",
+                id.len()
+            )));
         }
         if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("the id contains whitespace or control characters"));
@@ -93,6 +109,7 @@ mod tests {
             "user:a b",
             "user:a\nb",
             ":x",
+            &format!("room:{}", "a".repeat(MAX_TARGET_ID_BYTES + 1)),
         ] {
             let e = Target::parse(s).unwrap_err();
             assert_eq!(e.code(), ErrorCode::BadRequest, "{s:?}");

@@ -16,6 +16,12 @@ use crate::metrics::Metrics;
 
 /// Default largest request body (`gateway.maxBodyBytes`).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+/// Default most open connections (`gateway.maxConnections`), before the fd-limit clamp.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default header deadline and keep-alive idle timeout (`gateway.headerTimeoutSeconds`).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default body deadline (`gateway.bodyTimeoutSeconds`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Limits taken from the config (and re-taken on reload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +30,40 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Budget of one tool call; past it the caller gets `TIMEOUT` (504).
     pub request_timeout: Duration,
+    /// Most connections open at once, as configured (the listener clamps it below the fd
+    /// limit; see [`crate::listener::effective_cap`]).
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it became ready
+    /// for one (accepted, or done with the previous response) is closed.
+    pub header_timeout: Duration,
+    /// A request whose body has not fully arrived this long after its head is answered
+    /// `REQUEST_TIMEOUT` and its connection closed. Never longer than `request_timeout`.
+    pub body_timeout: Duration,
 }
 
 impl Limits {
-    /// `gateway.maxBodyBytes` (default 8 MiB) and `gateway.requestTimeoutSeconds` (default the
-    /// exec timeout plus 30 s, so a command that uses its whole timeout still answers).
+    /// `gateway.maxBodyBytes` (default 8 MiB), `gateway.requestTimeoutSeconds` (default the
+    /// exec timeout plus 30 s, so a command that uses its whole timeout still answers),
+    /// `gateway.maxConnections` (512), `gateway.headerTimeoutSeconds` (15 s) and
+    /// `gateway.bodyTimeoutSeconds` (60 s, at most the request budget).
     pub fn from_config(config: &Config) -> Limits {
         let g = &config.file.gateway;
+        let request_timeout = Duration::from_secs(
+            g.request_timeout_seconds
+                .unwrap_or(config.file.tools.exec.timeout_seconds.saturating_add(30))
+                .max(1),
+        );
+        let secs =
+            |v: Option<u64>, d: Duration| v.map(|s| Duration::from_secs(s.max(1))).unwrap_or(d);
         Limits {
             max_body_bytes: g.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES).max(1),
-            request_timeout: Duration::from_secs(
-                g.request_timeout_seconds
-                    .unwrap_or(config.file.tools.exec.timeout_seconds.saturating_add(30))
-                    .max(1),
-            ),
+            request_timeout,
+            max_connections: g
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1))
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            header_timeout: secs(g.header_timeout_seconds, DEFAULT_HEADER_TIMEOUT),
+            body_timeout: secs(g.body_timeout_seconds, DEFAULT_BODY_TIMEOUT).min(request_timeout),
         }
     }
 }

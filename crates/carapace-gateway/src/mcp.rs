@@ -146,16 +146,180 @@ pub async fn serve_stdio(
     gw: Gateway,
     default_session: Option<String>,
 ) -> Result<(), ErrorEnvelope> {
+    let max_line = usize::try_from(gw.limits().max_body_bytes).unwrap_or(usize::MAX);
+    serve_lines(
+        gw,
+        default_session,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        max_line,
+    )
+    .await
+}
+
+/// Serves MCP over newline-delimited JSON on `input`/`output`. Every line passes
+/// [`crate::jsonrpc::check`] first: a line that fails gets its JSON-RPC error on `output` and
+/// the server keeps serving; a line longer than `max_line` bytes is refused the same way.
+pub async fn serve_lines<R, W>(
+    gw: Gateway,
+    default_session: Option<String>,
+    input: R,
+    output: W,
+    max_line: usize,
+) -> Result<(), ErrorEnvelope>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    let (to_rmcp, rmcp_in) = tokio::io::duplex(64 * 1024);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(64 * 1024);
+    let (reject_tx, mut reject_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+
+    // One writer, whole lines only: rmcp's answers and the filter's rejections never interleave.
+    let writer = tokio::spawn(async move {
+        let mut output = output;
+        let mut lines = BufReader::new(from_rmcp).lines();
+        let (mut rmcp_open, mut rejects_open) = (true, true);
+        loop {
+            let line = tokio::select! {
+                l = lines.next_line(), if rmcp_open => match l {
+                    Ok(Some(l)) => l,
+                    _ => { rmcp_open = false; continue; }
+                },
+                r = reject_rx.recv(), if rejects_open => match r {
+                    Some(l) => l,
+                    None => { rejects_open = false; continue; }
+                },
+                else => break,
+            };
+            if output.write_all(line.as_bytes()).await.is_err()
+                || output.write_all(b"\n").await.is_err()
+                || output.flush().await.is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let reader = tokio::spawn(async move {
+        let mut to_rmcp = to_rmcp;
+        let mut input = BufReader::new(input);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match read_line_bounded(&mut input, &mut buf, max_line).await {
+                Ok(LineRead::Eof) => break,
+                Ok(LineRead::TooLong) => {
+                    let r = crate::jsonrpc::Rejection {
+                        id: Value::Null,
+                        code: crate::jsonrpc::INVALID_REQUEST,
+                        message: format!(
+                            "Invalid Request: the message is longer than the limit of {max_line} bytes (gateway.maxBodyBytes)"
+                        ),
+                    };
+                    let _ = reject_tx.send(r.to_json().to_string());
+                }
+                Ok(LineRead::Line) => {
+                    let line = trim_line(&buf);
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match crate::jsonrpc::check(line) {
+                        Ok(()) => {
+                            if to_rmcp.write_all(line).await.is_err()
+                                || to_rmcp.write_all(b"\n").await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                        Err(r) => {
+                            let _ = reject_tx.send(r.to_json().to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("MCP stdio: cannot read stdin: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = to_rmcp.shutdown().await;
+    });
+
     let server = McpServer::new(gw, Transport::McpStdio, default_session);
-    let running = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| mcp_error(format!("MCP stdio handshake failed: {e}")))?;
-    running
-        .waiting()
-        .await
-        .map_err(|e| mcp_error(format!("MCP stdio server stopped: {e}")))?;
-    Ok(())
+    let result = match server.serve((rmcp_in, rmcp_out)).await {
+        Ok(running) => running
+            .waiting()
+            .await
+            .map(drop)
+            .map_err(|e| mcp_error(format!("MCP stdio server stopped: {e}"))),
+        // The peer closed its end before (or instead of) initializing: nothing to serve.
+        Err(e) => {
+            tracing::info!("MCP stdio: no session ({e})");
+            Ok(())
+        }
+    };
+    reader.abort();
+    let _ = writer.await;
+    result
+}
+
+enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line into `buf` (without keeping more than `max` bytes); a longer line is
+/// consumed to its end and reported as [`LineRead::TooLong`].
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(if !any {
+                LineRead::Eof
+            } else if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+        any = true;
+        let (take, end) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() + take > max.saturating_add(1) {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+        r.consume(take);
+        if end {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+fn trim_line(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
 }
 
 fn mcp_error(msg: String) -> ErrorEnvelope {

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub execs_in_flight: IntGauge,
     /// Config reloads by result (`applied`, `rejected`).
     pub reloads: IntCounterVec,
+    /// HTTP connections open now.
+    pub connections_open: IntGauge,
+    /// Connections closed at the connection cap, by how (`evicted`, `refused`).
+    pub connections_shed: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +88,19 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let connections_open = IntGauge::new(
+            "carapace_http_connections_open",
+            "HTTP connections open now",
+        )?;
+        let connections_shed = IntCounterVec::new(
+            Opts::new(
+                "carapace_http_connections_shed_total",
+                "Connections closed at the connection cap (evicted: an idle one made room; refused: the new one)",
+            ),
+            &["how"],
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_shed.clone()))?;
         registry.register(Box::new(calls.clone()))?;
         registry.register(Box::new(call_seconds.clone()))?;
         registry.register(Box::new(http_responses.clone()))?;
@@ -104,6 +121,8 @@ impl Metrics {
             in_flight,
             execs_in_flight,
             reloads,
+            connections_open,
+            connections_shed,
         })
     }
 

@@ -109,7 +109,7 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
         let _ = stop_tx.send(true);
     });
     let mut stop_for_serve = stop_rx.clone();
-    let serve = crate::server::serve(bound, app, async move {
+    let serve = crate::server::serve(bound, gw.clone(), app, async move {
         let _ = stop_for_serve.wait_for(|s| *s).await;
     });
     let mut stop_for_deadline = stop_rx;

@@ -73,7 +73,11 @@ pub fn router(gw: Gateway, mcp: Option<crate::mcp::HttpMcp>) -> Router {
         .route("/tools/invoke", post(invoke))
         .route("/metrics", get(metrics));
     if let Some(m) = mcp {
-        protected = protected.route_service("/mcp", m.service);
+        let checked = tower::Layer::layer(
+            &middleware::from_fn_with_state(gw.clone(), crate::mcp_http::precheck),
+            m.service,
+        );
+        protected = protected.route_service("/mcp", checked);
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(gw.clone(), auth));
     Router::new()
@@ -265,22 +269,10 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
     {
         return error_response(&too_large(), &rid);
     }
-    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    let body = match axum::body::to_bytes(req.into_body(), cap).await {
+    let body = match read_body(req.into_body(), limit).await {
         Ok(b) => b,
-        Err(e) => {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            let env = if is_limit {
-                too_large()
-            } else {
-                ErrorEnvelope::new(
-                    ErrorCode::BadRequest,
-                    format!("cannot read the request body: {e}"),
-                )
-            };
-            return error_response(&env, &rid);
-        }
+        Err(BodyError::TooLarge) => return error_response(&too_large(), &rid),
+        Err(BodyError::Other(r)) => return r.into_response(&rid),
     };
     let mut call = match ToolCall::from_invoke_body(&body) {
         Ok(c) => c,
@@ -296,6 +288,65 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
     match gw.call(call, &rid, Transport::Http).await {
         Ok(result) => json_response(StatusCode::OK, &json!({"ok": true, "result": result})),
         Err(env) => error_response(&env, &rid),
+    }
+}
+
+/// Why a request body could not be read.
+pub(crate) enum BodyError {
+    /// Over the limit.
+    TooLarge,
+    /// Timed out, or the connection broke.
+    Other(BodyFailure),
+}
+
+/// A body that timed out or broke, as the response to send.
+pub(crate) struct BodyFailure {
+    env: ErrorEnvelope,
+    close: bool,
+}
+
+impl BodyFailure {
+    /// The envelope response; a timed-out body also closes the connection (its remaining
+    /// bytes, if any ever come, are not a request).
+    pub(crate) fn into_response(self, rid: &str) -> Response {
+        let mut r = error_response(&self.env, rid);
+        if self.close {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes, under the body deadline.
+pub(crate) async fn read_body(body: Body, limit: u64) -> Result<axum::body::Bytes, BodyError> {
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    match axum::body::to_bytes(body, cap).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if is_limit {
+                return Err(BodyError::TooLarge);
+            }
+            if let Some(t) = crate::deadline_body::find_body_timeout(&e) {
+                return Err(BodyError::Other(BodyFailure {
+                    env: ErrorEnvelope::new(ErrorCode::RequestTimeout, t.to_string())
+                        .with_hint(
+                            "send the whole body at once, or raise gateway.bodyTimeoutSeconds",
+                        )
+                        .with_detail("limitSeconds", t.0.as_secs()),
+                    close: true,
+                }));
+            }
+            Err(BodyError::Other(BodyFailure {
+                env: ErrorEnvelope::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot read the request body: {e}"),
+                ),
+                close: true,
+            }))
+        }
     }
 }
 
@@ -328,13 +379,13 @@ pub async fn bind(addr: SocketAddr) -> Result<Bound, ErrorEnvelope> {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+/// Connections are HTTP/1.1 under the deadlines and the cap of [`crate::listener`].
 pub async fn serve(
     bound: Bound,
+    gw: Gateway,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ErrorEnvelope> {
-    axum::serve(bound.listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ErrorEnvelope::new(ErrorCode::Internal, format!("server error: {e}")))
+    crate::listener::serve(bound.listener, gw, app, shutdown).await;
+    Ok(())
 }

@@ -79,6 +79,7 @@ async fn start(limits: Limits) -> Running {
     let app = carapace_gateway::server::router(gw.clone(), Some(HttpMcp::new(gw.clone(), true)));
     tokio::spawn(carapace_gateway::server::serve(
         bound,
+        gw.clone(),
         app,
         std::future::pending(),
     ));
@@ -93,6 +94,9 @@ fn limits() -> Limits {
     Limits {
         max_body_bytes: 4096,
         request_timeout: Duration::from_millis(500),
+        max_connections: 64,
+        header_timeout: Duration::from_secs(15),
+        body_timeout: Duration::from_millis(500),
     }
 }
 

@@ -93,6 +93,10 @@ error_codes! {
     Timeout = "TIMEOUT", http 504, exit 4;
     /// A bug. Always carries a request id.
     Internal = "INTERNAL", http 500, exit 1;
+    /// The client did not send the request (headers or body) within the gateway's deadline.
+    RequestTimeout = "REQUEST_TIMEOUT", http 408, exit 4;
+    /// A scan stopped at one of its documented bounds before it covered everything.
+    ScanIncomplete = "SCAN_INCOMPLETE", http 422, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -100,7 +100,26 @@ fn read_config_text(path: &Path) -> Result<String, ErrorEnvelope> {
             format!("{} is not a file", path.display()),
         ));
     };
-    let root = Root::open(dir).map_err(|e| e.to_envelope())?;
+    // Whatever stops the read (a FIFO, a directory, a device, a file over the size bound, a
+    // permission) is a config problem: CONFIG_INVALID, exit 2, with the reason.
+    let invalid = |e: ErrorEnvelope| {
+        let what = match e.code {
+            ErrorCode::NotRegularFile => "is not a regular file".to_string(),
+            ErrorCode::TooLarge => format!(
+                "is larger than the {} MiB carapace reads as a config file",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
+            _ => format!("cannot be read ({})", e.code),
+        };
+        ErrorEnvelope::new(
+            ErrorCode::ConfigInvalid,
+            format!("config file {} {what}: {}", path.display(), e.message),
+        )
+        .with_hint("point --config / $CARAPACE_CONFIG at a regular JSON5 file")
+        .with_detail("file", path.display().to_string())
+        .with_detail("reason", e.code.as_str())
+    };
+    let root = Root::open(dir).map_err(|e| invalid(e.to_envelope()))?;
     let opts = ReadOptions {
         max_bytes: Some(MAX_CONFIG_BYTES),
         symlinks: SymlinkPolicy::RefuseFinal,
@@ -108,7 +127,7 @@ fn read_config_text(path: &Path) -> Result<String, ErrorEnvelope> {
     };
     let bytes = root
         .read(Path::new(name), &opts)
-        .map_err(|e| e.to_envelope())?;
+        .map_err(|e| invalid(e.to_envelope()))?;
     String::from_utf8(bytes).map_err(|_| {
         ErrorEnvelope::new(
             ErrorCode::ConfigInvalid,

@@ -160,7 +160,8 @@ fn fifo_config_does_not_hang() {
         "config",
         "validate",
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["error"]["code"], "NOT_REGULAR_FILE");
+    assert_eq!(v["error"]["code"], "CONFIG_INVALID");
+    assert_eq!(v["error"]["details"]["reason"], "NOT_REGULAR_FILE");
 }

@@ -3,9 +3,12 @@
 //! Parsing is a pure function of the text and an injected environment ([`prepass::Env`]); the
 //! CLI reads the file and the process environment and hands them in.
 
+mod checks;
 pub mod expand;
 pub mod model;
 pub mod prepass;
+pub mod raw;
+pub mod redact;
 pub mod values;
 
 use std::path::PathBuf;
@@ -97,9 +100,25 @@ impl Config {
 
     /// Parses and validates JSON5 text.
     pub fn parse(text: &str, source_name: &str, env: &LoadEnv<'_>) -> Result<Config, ConfigError> {
-        let mut value: Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
-            source_name: source_name.to_string(),
-            message: e.to_string(),
+        let mut value: Value = raw::parse(text).map_err(|e| match e {
+            raw::RawError::Syntax(message) => ConfigError::Syntax {
+                source_name: source_name.to_string(),
+                message,
+            },
+            raw::RawError::TooDeep { line, column } => ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                path: "(document)".into(),
+                message: format!(
+                    "objects and arrays nested deeper than {} levels (at line {line} column {column}); carapace reads at most {} levels",
+                    raw::MAX_DEPTH,
+                    raw::MAX_DEPTH
+                ),
+            },
+            raw::RawError::NonFinite { path, value } => ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                path,
+                message: format!("{value} is not a finite number; write a plain number"),
+            },
         })?;
         let report = prepass::run(
             &mut value,
@@ -122,7 +141,13 @@ impl Config {
             }
         })?;
         let mut warnings = report.warnings;
-        resolve_secrets(&mut file, env.var, &mut warnings);
+        resolve_secrets(&mut file, env.var, &mut warnings).map_err(|(path, message)| {
+            ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                path,
+                message,
+            }
+        })?;
         validate(&file).map_err(|(path, message)| ConfigError::Invalid {
             source_name: source_name.to_string(),
             path,
@@ -153,10 +178,17 @@ fn resolve_secrets(
     file: &mut ConfigFile,
     var: &dyn Fn(&str) -> Option<String>,
     warnings: &mut Vec<String>,
-) {
-    let mut fix = |s: &mut Secret, path: String| {
+) -> Result<(), (String, String)> {
+    let mut fix = |s: &mut Secret, path: String| -> Result<(), (String, String)> {
         // At deserialization the secret kept the raw text; resolve references now.
         let raw = s.shown_raw();
+        // A broken reference is an error that names the path, never the text (it is a secret).
+        expand::check_syntax(&raw).map_err(|_| {
+            (
+                path.clone(),
+                "holds a ${ that is not a ${NAME} reference (NAME is letters, digits and '_'; no nesting); write $${ for a literal ${".to_string(),
+            )
+        })?;
         *s = Secret::resolve(&raw, var);
         if s.expose().is_none() {
             warnings.push(format!(
@@ -164,26 +196,29 @@ fn resolve_secrets(
                 s.env_refs().iter().map(|r| format!("${{{r}}}")).collect::<Vec<_>>().join(", ")
             ));
         }
+        Ok(())
     };
     for (id, ch) in file.channels.iter_mut() {
         for (key, slot) in [
             ("botToken", &mut ch.bot_token),
             ("token", &mut ch.token),
             ("accessToken", &mut ch.access_token),
+            ("url", &mut ch.url),
         ] {
             if let Some(s) = slot.as_mut() {
-                fix(s, format!("channels.{id}.{key}"));
+                fix(s, format!("channels.{id}.{key}"))?;
             }
         }
         if let Some(h) = ch.headers.as_mut() {
             for (name, s) in h.iter_mut() {
-                fix(s, format!("channels.{id}.headers.{name}"));
+                fix(s, format!("channels.{id}.headers.{name}"))?;
             }
         }
     }
     if let Some(s) = file.gateway.auth.token.as_mut() {
-        fix(s, "gateway.auth.token".into());
+        fix(s, "gateway.auth.token".into())?;
     }
+    Ok(())
 }
 
 /// Checks that need more than one value's type.
@@ -214,8 +249,11 @@ fn validate(file: &ConfigFile) -> Result<(), (String, String)> {
     for (path, a) in agent_layers(file) {
         if let Some(sb) = &a.sandbox {
             validate_sandbox(sb, &format!("{path}.sandbox"))?;
+            checks::sandbox_layer(sb, &format!("{path}.sandbox"))?;
         }
+        checks::agent_layer(a, &path)?;
     }
+    checks::file(file)?;
     if let Some(m) = file.media.max_bytes
         && m == 0
     {
@@ -242,17 +280,23 @@ fn validate(file: &ConfigFile) -> Result<(), (String, String)> {
                 format!("{mb} is not a positive number of MiB"),
             ));
         }
-        for (key, url) in [
-            ("apiBaseUrl", &ch.api_base_url),
-            ("homeserver", &ch.homeserver),
-            ("url", &ch.url),
+        for (key, url, secret) in [
+            ("apiBaseUrl", ch.api_base_url.as_deref(), false),
+            ("homeserver", ch.homeserver.as_deref(), false),
+            ("url", ch.url.as_ref().and_then(Secret::expose), true),
         ] {
             if let Some(u) = url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
+                // The URL may carry a credential (a webhook URL is one): never echo it.
+                let shown = if secret {
+                    redact::redact_secret_url(u)
+                } else {
+                    redact::redact_url(u)
+                };
                 return Err((
                     format!("channels.{id}.{key}"),
-                    format!("{u:?} is not an http(s) URL"),
+                    format!("{shown} is not an http(s) URL"),
                 ));
             }
         }

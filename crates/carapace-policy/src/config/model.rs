@@ -275,15 +275,24 @@ pub struct ChannelConfig {
     /// Matrix access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<Secret>,
-    /// Matrix homeserver base URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Matrix homeserver base URL (shown without userinfo or query).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::values::serialize_redacted_url"
+    )]
     pub homeserver: Option<String>,
     /// Matrix user id of the bot (optional; looked up with whoami when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// Webhook URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    /// Webhook URL: a secret (for Discord and Slack webhooks the URL is the credential), shown
+    /// as its `${VAR}` reference or as `scheme://host/***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::values::serialize_secret_url"
+    )]
+    pub url: Option<Secret>,
     /// Webhook headers (values may hold secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, Secret>>,
@@ -296,8 +305,12 @@ pub struct ChannelConfig {
     /// Per-attachment limit in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_max_mb: Option<f64>,
-    /// Replaces the platform's API base URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Replaces the platform's API base URL (shown without userinfo or query).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::values::serialize_redacted_url"
+    )]
     pub api_base_url: Option<String>,
 }
 
@@ -329,6 +342,16 @@ pub struct GatewayConfig {
     /// Budget of one tool call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout_seconds: Option<u64>,
+    /// Most connections open at once (clamped below the process's file descriptor limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    /// Deadline for a request's headers, counted from when the connection is ready for the
+    /// next request (so it is also the keep-alive idle timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Deadline for a request's whole body, counted from its headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_timeout_seconds: Option<u64>,
     /// `gateway.auth`
     #[serde(default)]
     pub auth: GatewayAuth,

@@ -195,6 +195,9 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "port",
                 "maxBodyBytes",
                 "requestTimeoutSeconds",
+                "maxConnections",
+                "headerTimeoutSeconds",
+                "bodyTimeoutSeconds",
                 "auth",
             ],
             &[
@@ -369,7 +372,8 @@ fn walk(
                     format!("{path}.{k}")
                 };
                 let child_pattern = child_pattern(pattern, k);
-                if secret_object || SECRET_KEYS.contains(&k.as_str()) {
+                let secret_url = pattern == "channels.*" && k == "url";
+                if secret_object || secret_url || SECRET_KEYS.contains(&k.as_str()) {
                     continue; // resolved later by `Secret::resolve`
                 }
                 walk(child, &child_path, &child_pattern, env, report)?;
@@ -387,9 +391,9 @@ fn walk(
             }
         }
         Value::String(s) => {
-            let expanded = expand_env(s, env.var).map_err(|m| PrepassError {
+            let expanded = expand_env(s, env.var).map_err(|e| PrepassError {
                 path: path.to_string(),
-                message: format!("references ${{{}}}, which is not set", m.0),
+                message: e.to_string(),
             })?;
             *s = expand_tilde(&expanded, env.home);
         }

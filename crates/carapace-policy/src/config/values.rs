@@ -150,6 +150,39 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// How a secret URL is shown: the `${VAR}` reference, or `scheme://host/***`.
+    pub fn shown_as_url(&self) -> String {
+        if self.raw.contains("${") {
+            self.raw.clone()
+        } else {
+            super::redact::redact_secret_url(&self.raw)
+        }
+    }
+}
+
+/// Serializes an optional secret URL as [`Secret::shown_as_url`].
+pub(crate) fn serialize_secret_url<S: Serializer>(
+    v: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(secret) => s.serialize_str(&secret.shown_as_url()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes an optional URL without its userinfo and query.
+pub(crate) fn serialize_redacted_url<S: Serializer>(
+    v: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(u) => s.serialize_str(&super::redact::redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secret({})", self.shown())

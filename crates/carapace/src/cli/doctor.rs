@@ -6,6 +6,11 @@
 //! anything under the state dir's `secrets/`; hardlinked files (a chmod would change the other
 //! name too) and files owned by another user are reported, never changed. The walk goes
 //! through carapace-fs and never follows a symlink.
+//!
+//! The walk is bounded: at most [`MAX_DEPTH`] directory levels below each root and
+//! [`MAX_ENTRIES`] entries in all. A directory past a bound, or one that cannot be listed, is
+//! reported with where and why, and the command then fails with `SCAN_INCOMPLETE` (exit 3)
+//! after printing the findings it has: a partial scan never reads as a clean one.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +18,7 @@ use carapace_fs::{FileKind, Root};
 use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, ResolveInput, mode_string};
 use clap::Args;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Global;
 use crate::context::load_config;
@@ -94,6 +99,15 @@ fn roots(config: &Config) -> Vec<(String, PathBuf)> {
     v
 }
 
+/// A place the scan did not cover, and why.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stop {
+    path: PathBuf,
+    root: String,
+    reason: String,
+}
+
 struct Walk<'a> {
     fix: bool,
     allow_owner_only: bool,
@@ -101,19 +115,53 @@ struct Walk<'a> {
     secrets_dir: PathBuf,
     findings: &'a mut Vec<Finding>,
     scanned: usize,
+    stopped: Vec<Stop>,
 }
 
 impl Walk<'_> {
+    fn stop(&mut self, root: &Root, label: &str, rel: &Path, reason: String) {
+        // Keep the report readable on a pathological tree: the first 100 places are enough.
+        if self.stopped.len() < 100 {
+            self.stopped.push(Stop {
+                path: root.host_path().join(rel),
+                root: label.to_string(),
+                reason,
+            });
+        }
+    }
+
     fn dir(&mut self, root: &Root, label: &str, rel: &Path, depth: usize) {
-        if depth > MAX_DEPTH || self.scanned >= MAX_ENTRIES {
+        if self.scanned >= MAX_ENTRIES {
             return;
         }
-        let Ok(entries) = root.list(rel) else { return };
-        for e in entries {
-            self.scanned += 1;
-            if self.scanned >= MAX_ENTRIES {
+        if depth > MAX_DEPTH {
+            self.stop(
+                root,
+                label,
+                rel,
+                format!("deeper than {MAX_DEPTH} directory levels; not scanned"),
+            );
+            return;
+        }
+        let entries = match root.list(rel) {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = e.to_envelope().message;
+                self.stop(root, label, rel, format!("cannot list it: {msg}"));
                 return;
             }
+        };
+        for e in entries {
+            if self.scanned >= MAX_ENTRIES {
+                self.stop(
+                    root,
+                    label,
+                    &rel.join(&e.name),
+                    format!("the scan reached its bound of {MAX_ENTRIES} entries here; the rest was not scanned"),
+                );
+                return;
+            }
+            self.scanned += 1;
             let child = rel.join(&e.name);
             match e.meta.kind {
                 FileKind::Dir => self.dir(root, label, &child, depth + 1),
@@ -215,15 +263,25 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         secrets_dir: config.state_dir.join("secrets"),
         findings: &mut findings,
         scanned: 0,
+        stopped: Vec::new(),
     };
     for (label, path) in roots(&config) {
-        let Ok(root) = Root::open(&path) else {
-            continue;
+        let root = match Root::open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                w.stopped.push(Stop {
+                    path: path.clone(),
+                    root: label.clone(),
+                    reason: format!("cannot open it: {}", e.to_envelope().message),
+                });
+                continue;
+            }
         };
         scanned_roots.push(json!({"kind": label, "path": path}));
         w.dir(&root, &label, Path::new(""), 0);
     }
     let scanned = w.scanned;
+    let stopped = std::mem::take(&mut w.stopped);
     let fixed = findings.iter().filter(|f| f.fixed_mode.is_some()).count();
     let mut human = String::new();
     for f in &findings {
@@ -253,10 +311,42 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         scanned,
         scanned_roots.len()
     ));
-    emit_ok(
-        g.json,
-        json!({"findings": findings, "fixed": fixed, "scanned": scanned, "roots": scanned_roots}),
-        &human,
+    let report =
+        json!({"findings": findings, "fixed": fixed, "scanned": scanned, "roots": scanned_roots});
+    if stopped.is_empty() {
+        emit_ok(g.json, report, &human);
+        return Ok(());
+    }
+    // An incomplete scan is not a clean bill of health: report what was found, say where the
+    // scan stopped, and exit non-zero (SCAN_INCOMPLETE).
+    if !g.json {
+        human.push_str("\nthe scan is INCOMPLETE:");
+        for s in &stopped {
+            human.push_str(&format!(
+                "\n  [{}] {}: {}",
+                s.root,
+                s.path.display(),
+                s.reason
+            ));
+        }
+        emit_ok(false, Value::Null, &human);
+    }
+    let mut env = ErrorEnvelope::new(
+        ErrorCode::ScanIncomplete,
+        format!(
+            "doctor did not scan everything: {} place(s) were skipped (depth bound {MAX_DEPTH}, entry bound {MAX_ENTRIES}, or unreadable)",
+            stopped.len()
+        ),
+    )
+    .with_hint("the findings above cover what was scanned; fix or move the deep or unreadable trees and run doctor again");
+    env = env.with_detail(
+        "stopped",
+        serde_json::to_value(&stopped).unwrap_or(Value::Null),
     );
-    Ok(())
+    if let Value::Object(m) = report {
+        for (k, v) in m {
+            env = env.with_detail(&k, v);
+        }
+    }
+    Err(env)
 }
