@@ -93,6 +93,9 @@ error_codes! {
     Timeout = "TIMEOUT", http 504, exit 4;
     /// A bug. Always carries a request id.
     Internal = "INTERNAL", http 500, exit 1;
+    /// A sandbox mount source is no longer what was validated (a symlink in its path, or a
+    /// different directory): nothing runs and no file tool follows it.
+    SandboxMountChanged = "SANDBOX_MOUNT_CHANGED", http 409, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {
