@@ -27,7 +27,8 @@ pub struct Bind {
 const BLOCKED_SOURCES: &[&str] = &[
     "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run",
 ];
-const SECRET_DIRS: &[&str] = &[
+/// Credential directories (relative to a home directory) no bind source may lie in or contain.
+pub const SECRET_DIRS: &[&str] = &[
     ".ssh",
     ".gnupg",
     ".aws",

@@ -19,8 +19,13 @@ pub mod dirs;
 pub mod docker;
 mod error;
 mod host;
+pub mod limits;
 mod manager;
+pub mod pin;
 mod run;
+pub mod strip;
+pub mod user;
+pub mod validate;
 
 pub use backend::{
     BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, BoxFuture, DOCKER_HINT, ExecOutput,

@@ -10,6 +10,14 @@ use carapace_tools::{ToolCall, ToolContext, ToolError, invoke};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// The owner of the test agent workspace when the tests run as root.
+pub const WS_OWNER: u32 = 4242;
+
+/// True when the tests run as root (CI).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub ws: PathBuf,
@@ -26,6 +34,14 @@ pub fn env(sandbox: &str, extra: &str) -> Env {
     std::fs::create_dir(&ws).unwrap();
     std::fs::write(ws.join("AGENTS.md"), "agent instructions\n").unwrap();
     std::fs::write(ws.join("secret.txt"), "agent secret\n").unwrap();
+    // As root (CI), the agent workspace belongs to an ordinary user, as an operator who runs
+    // carapace as root gives it to the user an `rw` sandbox should write as: a sandbox never
+    // runs as root, and runs as the workspace's owner.
+    if is_root() {
+        for p in [&ws, &ws.join("AGENTS.md"), &ws.join("secret.txt")] {
+            std::os::unix::fs::chown(p, Some(WS_OWNER), Some(WS_OWNER)).unwrap();
+        }
+    }
     let text = format!(
         r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {sandbox} }} }} }}, {extra} }}"#,
         ws.display(),
