@@ -338,20 +338,22 @@ impl SandboxCgroup {
 /// processes; `-d` (KiB) for data; `-t` (seconds) for CPU time. Any failure exits 126 before
 /// the command runs.
 pub fn shell_limits(limits: &Limits, timeout: Duration, nproc: bool) -> String {
-    let mut s = String::new();
+    // `l FLAG N`: set soft and hard limits to N; fine if the hard limit is already lower.
+    let mut s = String::from(
+        "l() { ulimit \"$1\" \"$2\" 2>/dev/null || { h=$(ulimit -H \"$1\" 2>/dev/null) && [ \"$h\" != unlimited ] && [ \"$h\" -le \"$2\" ]; }; }\n",
+    );
+    let before = s.len();
     if let Some(m) = limits.memory_bytes.value {
-        s.push_str(&format!("ulimit -d {} || exit 126\n", m.div_ceil(1024)));
+        s.push_str(&format!("l -d {} || exit 126\n", m.div_ceil(1024)));
     }
     if let Some(c) = limits.cpus.value {
-        s.push_str(&format!(
-            "ulimit -t {} || exit 126\n",
-            cpu_seconds(c, timeout)
-        ));
+        s.push_str(&format!("l -t {} || exit 126\n", cpu_seconds(c, timeout)));
     }
     if let (Some(n), true) = (limits.pids.value, nproc) {
-        s.push_str(&format!(
-            "ulimit -u {n} 2>/dev/null || ulimit -p {n} || exit 126\n"
-        ));
+        s.push_str(&format!("l -u {n} || l -p {n} || exit 126\n"));
+    }
+    if s.len() == before {
+        return String::new();
     }
     s
 }
@@ -449,9 +451,9 @@ mod tests {
                 configured: false,
             },
         };
-        assert_eq!(
-            shell_limits(&l, Duration::from_secs(30), true),
-            "ulimit -d 262144 || exit 126\nulimit -t 30 || exit 126\nulimit -u 64 2>/dev/null || ulimit -p 64 || exit 126\n"
-        );
+        let text = shell_limits(&l, Duration::from_secs(30), true);
+        assert!(text.ends_with(
+            "l -d 262144 || exit 126\nl -t 30 || exit 126\nl -u 64 || l -p 64 || exit 126\n"
+        ), "{text}");
     }
 }

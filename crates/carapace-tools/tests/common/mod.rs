@@ -28,6 +28,17 @@ pub struct Env {
 /// A config whose `agents.defaults.sandbox` is `sandbox` (JSON5 object body) and whose other
 /// top-level keys are `extra` (JSON5, may be empty). The agent workspace holds AGENTS.md.
 pub fn env(sandbox: &str, extra: &str) -> Env {
+    let sandbox = sandbox.to_string();
+    env_full(|_| sandbox, extra)
+}
+
+/// [`env`] with the sandbox body computed from the agent workspace's path (created first), for
+/// configs naming directories in the test's tree.
+pub fn env_with(sandbox: impl FnOnce(&Path) -> String) -> Env {
+    env_full(sandbox, "")
+}
+
+fn env_full(sandbox: impl FnOnce(&Path) -> String, extra: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     let sbx = dir.path().join("sandboxes");
@@ -42,6 +53,7 @@ pub fn env(sandbox: &str, extra: &str) -> Env {
             std::os::unix::fs::chown(p, Some(WS_OWNER), Some(WS_OWNER)).unwrap();
         }
     }
+    let sandbox = sandbox(&ws);
     let text = format!(
         r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {sandbox} }} }} }}, {extra} }}"#,
         ws.display(),
