@@ -18,6 +18,7 @@ pub mod bwrap;
 pub mod dirs;
 pub mod docker;
 mod error;
+pub mod explain;
 mod host;
 pub mod limits;
 mod manager;

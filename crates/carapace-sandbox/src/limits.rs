@@ -452,8 +452,11 @@ mod tests {
             },
         };
         let text = shell_limits(&l, Duration::from_secs(30), true);
-        assert!(text.ends_with(
-            "l -d 262144 || exit 126\nl -t 30 || exit 126\nl -u 64 || l -p 64 || exit 126\n"
-        ), "{text}");
+        assert!(
+            text.ends_with(
+                "l -d 262144 || exit 126\nl -t 30 || exit 126\nl -u 64 || l -p 64 || exit 126\n"
+            ),
+            "{text}"
+        );
     }
 }

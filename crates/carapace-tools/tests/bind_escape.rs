@@ -90,7 +90,10 @@ async fn try_every_surface(e: &Env, marker: &Path) -> Vec<ErrorCode> {
         call(e, S, "media_save", json!({ "path": "/data/etc/shadow" })).await,
         "media_save",
     );
-    assert!(!marker.exists(), "the host's /tmp was written through the bind");
+    assert!(
+        !marker.exists(),
+        "the host's /tmp was written through the bind"
+    );
     codes
 }
 
@@ -128,7 +131,10 @@ async fn a_bind_inside_the_rw_workspace_is_refused_before_the_swap() {
     assert!(e.ws.join("sub").is_dir(), "the source was replaced");
     // ...and through it, reach the host.
     let codes = try_every_surface(&e, &marker).await;
-    assert!(codes.iter().all(|c| *c == ErrorCode::ConfigInvalid), "{codes:?}");
+    assert!(
+        codes.iter().all(|c| *c == ErrorCode::ConfigInvalid),
+        "{codes:?}"
+    );
 }
 
 /// A bind source replaced by a symlink to `/` after it was validated (by anyone: a local user
@@ -214,16 +220,21 @@ async fn binds_are_checked_as_the_host_resolves_them() {
             };
             with_binds(&[format!("{}:/data:ro", src.display())], "")
         });
-        let err = carapace_sandbox::validate::check_config(&e.ctx.config, "test.json5")
-            .expect_err(setup);
+        let err =
+            carapace_sandbox::validate::check_config(&e.ctx.config, "test.json5").expect_err(setup);
         let text = err.to_string();
         assert!(
             text.contains("agents.defaults.sandbox.docker.binds[0]") && text.contains(expect),
             "{setup}: {text}"
         );
-        let err = call(&e, S, "exec", json!({ "command": "cat /data/gateway-token /data/passwd" }))
-            .await
-            .unwrap_err();
+        let err = call(
+            &e,
+            S,
+            "exec",
+            json!({ "command": "cat /data/gateway-token /data/passwd" }),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{setup}: {err:?}");
     }
 }

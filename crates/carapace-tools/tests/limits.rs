@@ -49,7 +49,10 @@ async fn a_fork_bomb_is_contained_and_others_keep_being_answered() {
         .strip_prefix("live=")
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(live <= 64, "{live} processes alive in one sandbox (limit 64): {out}");
+    assert!(
+        live <= 64,
+        "{live} processes alive in one sandbox (limit 64): {out}"
+    );
     assert!(live >= 10, "the measurement itself failed: {out}");
     eprintln!("sleepers alive at once: {live}");
 
@@ -57,7 +60,12 @@ async fn a_fork_bomb_is_contained_and_others_keep_being_answered() {
     // at its timeout or by failing forks, and takes nothing of the host with it.
     let bomb = "b() { [ \"$1\" -gt 0 ] || { sleep 5; return; }; b $(($1-1)) & b $(($1-1)) & wait; }; b 9 2>/dev/null; echo done";
     let (r, other) = tokio::join!(
-        call(&e, S, "exec", json!({ "command": bomb, "timeoutSeconds": 15 })),
+        call(
+            &e,
+            S,
+            "exec",
+            json!({ "command": bomb, "timeoutSeconds": 15 })
+        ),
         async {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             sh(&e, OTHER, "echo still-alive").await
@@ -82,7 +90,10 @@ async fn a_memory_hog_is_contained() {
         "dd if=/dev/zero of=/dev/null bs=768M count=1 2>/dev/null && echo allocated",
     )
     .await;
-    assert!(!out.contains("allocated"), "768 MiB allocated under a 256 MiB limit: {code} {err}");
+    assert!(
+        !out.contains("allocated"),
+        "768 MiB allocated under a 256 MiB limit: {code} {err}"
+    );
     // /tmp (RAM) is capped too.
     let (_, out, _) = sh(
         &e,
@@ -90,9 +101,17 @@ async fn a_memory_hog_is_contained() {
         "head -c 400000000 /dev/zero > /tmp/big 2>/dev/null && echo stored; rm -f /tmp/big",
     )
     .await;
-    assert!(!out.contains("stored"), "400 MB stored in /tmp under a 256 MiB limit");
+    assert!(
+        !out.contains("stored"),
+        "400 MB stored in /tmp under a 256 MiB limit"
+    );
     // A modest allocation still works.
-    let (code, out, err) = sh(&e, S, "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null && echo ok").await;
+    let (code, out, err) = sh(
+        &e,
+        S,
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null && echo ok",
+    )
+    .await;
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
 }
 
@@ -118,6 +137,9 @@ async fn cpu_limits_apply() {
     let (code, out, err) = sh(&d, S, "ulimit -d").await;
     assert_eq!(code, 0, "{err}");
     if matches!(Enforcement::get(), Enforcement::Rlimits { .. }) {
-        assert_eq!(out, format!("{}\n", carapace_policy::limits::DEFAULT_MEMORY_BYTES / 1024));
+        assert_eq!(
+            out,
+            format!("{}\n", carapace_policy::limits::DEFAULT_MEMORY_BYTES / 1024)
+        );
     }
 }

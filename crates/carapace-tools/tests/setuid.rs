@@ -20,7 +20,7 @@ use serde_json::json;
 const S: &str = "agent:main:telegram:dm:1";
 
 /// The attack inside the sandbox: a set-uid copy of the shell, and a hardlinked one.
-const PLANT: &str = "cp /bin/sh ./rootsh && chmod 4755 ./rootsh && cp /bin/sh ./gsh && chmod 2755 ./gsh && cp /bin/sh ./h1 && chmod 4755 ./h1 && ln ./h1 ./h2 2>/dev/null; id -u";
+const PLANT: &str = "cp /bin/sh ./rootsh && chmod 4755 ./rootsh && cp /bin/sh ./gsh && chmod 2755 ./gsh && cp /bin/sh ./h1 && chmod 4755 ./h1 && ln ./h1 ./h2 && id -u";
 
 /// Runs `path -c 'id -u'` as an unprivileged local user; its uid as the program sees it.
 fn run_as_local_user(path: &Path) -> String {
@@ -51,8 +51,13 @@ fn check_no_setid_left(dir: &Path, run: bool) {
         );
     }
     let rootsh = dir.join("rootsh");
-    if run && rootsh.exists() {
-        assert_eq!(run_as_local_user(&rootsh), "4343", "a local user got another uid");
+    assert!(rootsh.exists(), "the sandbox could not plant its copy");
+    if run {
+        assert_eq!(
+            run_as_local_user(&rootsh),
+            "4343",
+            "a local user got another uid"
+        );
     }
 }
 
@@ -62,10 +67,7 @@ async fn set_uid_files_never_reach_the_host_bwrap() {
         return;
     }
     for access in ["none", "session", "rw"] {
-        let e = env(
-            &format!(r#"mode: "all", workspaceAccess: "{access}""#),
-            "",
-        );
+        let e = env(&format!(r#"mode: "all", workspaceAccess: "{access}""#), "");
         let (code, out, err) = sh(&e, S, PLANT).await;
         assert_eq!(code, 0, "{access}: {err}");
         assert_ne!(out.trim(), "0", "{access}: the sandbox runs as root");
@@ -86,7 +88,9 @@ async fn set_uid_files_never_reach_the_host_through_a_writable_bind() {
     let e = env_with(|ws| {
         let out = ws.parent().unwrap().join("out");
         std::fs::create_dir_all(&out).unwrap();
-        std::os::unix::fs::chown(&out, Some(WS_OWNER), Some(WS_OWNER)).unwrap();
+        // Writable by whatever uid the sandbox runs as.
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
         format!(
             r#"mode: "all", docker: {{ binds: ["{}:/out:rw"] }}"#,
             out.display()
@@ -131,7 +135,13 @@ async fn the_sandbox_and_the_file_tools_share_the_workspace() {
     }
     let e = env(r#"mode: "all", workspaceAccess: "session""#, "");
     // Tools first: a file in a new directory; the sandbox appends to it and adds a file.
-    ok(&e, S, "write", json!({ "path": "notes/a.txt", "content": "one\n" })).await;
+    ok(
+        &e,
+        S,
+        "write",
+        json!({ "path": "notes/a.txt", "content": "one\n" }),
+    )
+    .await;
     let (code, _, err) = sh(&e, S, "echo two >> notes/a.txt && echo b > notes/b.txt").await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -141,7 +151,13 @@ async fn the_sandbox_and_the_file_tools_share_the_workspace() {
     // Sandbox first: the tools read and replace it; the sandbox can still change it.
     let (code, _, _) = sh(&e, S, "echo made > made.txt").await;
     assert_eq!(code, 0);
-    ok(&e, S, "edit", json!({ "path": "made.txt", "oldText": "made", "newText": "edited" })).await;
+    ok(
+        &e,
+        S,
+        "edit",
+        json!({ "path": "made.txt", "oldText": "made", "newText": "edited" }),
+    )
+    .await;
     let (code, out, err) = sh(&e, S, "echo again >> made.txt && cat made.txt").await;
     assert_eq!((code, out.as_str()), (0, "edited\nagain\n"), "{err}");
     // Outbound: a file the sandbox made (0644 under its umask) goes out.
@@ -158,7 +174,11 @@ async fn the_sandbox_and_the_file_tools_share_the_workspace() {
     let dir = slug_dir(&e, S);
     if is_root() {
         for p in ["notes", "notes/a.txt", "notes/b.txt", "made.txt", "out.txt"] {
-            assert_ne!(std::fs::metadata(dir.join(p)).unwrap().uid(), 0, "{p} is root's");
+            assert_ne!(
+                std::fs::metadata(dir.join(p)).unwrap().uid(),
+                0,
+                "{p} is root's"
+            );
         }
     }
 }
