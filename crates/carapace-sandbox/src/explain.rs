@@ -14,10 +14,10 @@ use crate::limits::Enforcement;
 pub fn user_line(eff: &EffectiveSandbox, table: &MountTable, backend: BackendKind) -> String {
     use std::os::unix::fs::MetadataExt;
     let me = crate::user::process_ids();
-    if backend == BackendKind::Docker {
-        if let Some(u) = &eff.docker.user {
-            return format!("{u} (docker.user)");
-        }
+    if backend == BackendKind::Docker
+        && let Some(u) = &eff.docker.user
+    {
+        return format!("{u} (docker.user)");
     }
     let owner = table
         .workspace()
