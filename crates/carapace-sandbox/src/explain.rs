@@ -24,12 +24,10 @@ pub fn user_line(eff: &EffectiveSandbox, table: &MountTable, backend: BackendKin
         .filter(|m| m.host_path != eff.sandbox_dir)
         .and_then(|m| std::fs::metadata(&m.host_path).ok())
         .map(|m| (m.uid(), m.gid()));
-    match crate::user::decide(
-        eff.docker.user.as_deref(),
-        owner,
-        me,
-        &crate::user::read_passwd(),
-    ) {
+    let passwd = crate::user::read_passwd();
+    let decided = crate::user::decide(eff.docker.user.as_deref(), owner, me, &passwd)
+        .or_else(|_| crate::user::decide(None, owner, me, &passwd));
+    match decided {
         Ok(u) => {
             let mut line = format!("{}:{} — {}", u.uid, u.gid, u.why);
             let ws = table.workspace();

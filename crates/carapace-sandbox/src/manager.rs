@@ -530,12 +530,21 @@ fn decide_user(s: &Session) -> Result<SandboxUser, SandboxError> {
         .filter(|m| m.host_path != s.eff.sandbox_dir)
         .and_then(|m| std::fs::metadata(&m.host_path).ok())
         .map(|m| (m.uid(), m.gid()));
-    crate::user::decide(
-        s.eff.docker.user.as_deref(),
-        owner,
-        me,
-        &crate::user::read_passwd(),
-    )
+    let passwd = crate::user::read_passwd();
+    match crate::user::decide(s.eff.docker.user.as_deref(), owner, me, &passwd) {
+        // A `docker.user` name only the image knows (OpenClaw configs use them): Docker passes
+        // it to the engine; the host side (bwrap, directory owners) uses the default user.
+        Err(_) if s.eff.docker.user.is_some() => {
+            let mut u = crate::user::decide(None, owner, me, &passwd)?;
+            u.why = format!(
+                "{} (docker.user {:?} is not a user of this host; the Docker backend passes it to the engine)",
+                u.why,
+                s.eff.docker.user.as_deref().unwrap_or_default()
+            );
+            Ok(u)
+        }
+        r => r,
+    }
 }
 
 /// After every sandboxed command: clear set-uid/set-gid bits on the writable mounts (the
