@@ -213,17 +213,17 @@ fn commit(
         }
         Source::Reader(r) => copy_capped(r, &mut file, rel, opts.max_bytes)?,
     };
-    // Ownership: a replace by a privileged process keeps the file's owner (best effort).
-    if let Some(m) = &at.existing
-        && (m.uid != 0 || m.gid != 0)
-        && process_uid() == 0
-    {
-        // Failure (e.g. no CAP_CHOWN in a user namespace) leaves the file owned by us.
-        let _ = rustix::fs::fchown(
-            &file,
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
-        );
+    // Ownership when carapace runs as root: a replace keeps the file's owner, a new file gets
+    // the owner of its directory (a sandbox's directory belongs to the unprivileged uid the
+    // sandbox runs as, so what the tools write there stays writable by the sandbox). Best
+    // effort: failure (no CAP_CHOWN in a user namespace) leaves the file owned by us.
+    let owner = match &at.existing {
+        Some(m) if (m.uid != 0 || m.gid != 0) && process_uid() == 0 => Some((m.uid, m.gid)),
+        Some(_) => None,
+        None => crate::root::inherited_owner(&at.parent),
+    };
+    if let Some((uid, gid)) = owner {
+        let _ = rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
     }
     rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| root.err("chmod", rel, e))?;
     if opts.durable {

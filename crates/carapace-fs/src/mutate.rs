@@ -122,6 +122,15 @@ impl Root {
                     let fd = rustix::fs::openat(&cur, c, dir_flags, Mode::empty())
                         .map_err(|e| self.err("mkdir", rel, e))?;
                     if created {
+                        // As root, a new directory belongs to its parent's owner (see
+                        // `atomic_write`); then the exact mode.
+                        if let Some((uid, gid)) = crate::root::inherited_owner(&cur) {
+                            let _ = rustix::fs::fchown(
+                                &fd,
+                                Some(rustix::fs::Uid::from_raw(uid)),
+                                Some(rustix::fs::Gid::from_raw(gid)),
+                            );
+                        }
                         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
                             .map_err(|e| self.err("chmod", rel, e))?;
                     }

@@ -284,6 +284,35 @@ impl Root {
         }
     }
 
+    /// Sets the owner and group of the object at `rel` (the root itself for `""`). Pinned like
+    /// [`Root::set_mode`]: an `O_PATH | O_NOFOLLOW` open, a final symlink refused, a hardlinked
+    /// non-directory refused, then `fchownat(AT_EMPTY_PATH)` on that very inode.
+    pub fn set_owner(&self, rel: &Path, uid: u32, gid: u32) -> Result<(), FsError> {
+        let comps = self.comps(rel)?;
+        let pinned = self.resolve(rel, &comps, OFlags::PATH, false, "chown")?;
+        let st = rustix::fs::fstat(&pinned).map_err(|e| from_errno("fstat", rel, e))?;
+        let meta = FileMeta::from_stat(&st);
+        if meta.kind == FileKind::Symlink {
+            return Err(FsError::SymlinkRefused {
+                path: rel.to_path_buf(),
+            });
+        }
+        if meta.kind != FileKind::Dir && meta.nlink > 1 {
+            return Err(FsError::HardlinkRefused {
+                path: rel.to_path_buf(),
+                nlink: meta.nlink,
+            });
+        }
+        rustix::fs::chownat(
+            &pinned,
+            "",
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::EMPTY_PATH,
+        )
+        .map_err(|e| self.err("chown", rel, e))
+    }
+
     /// Removes stale staging files (`.carapace-tmp-*`, regular files only) older than
     /// `older_than` from the directory `rel_dir`. Returns how many were removed.
     pub fn sweep_staging(&self, rel_dir: &Path, older_than: Duration) -> Result<u64, FsError> {
@@ -477,6 +506,18 @@ impl Root {
 /// carapace's effective uid.
 pub(crate) fn process_uid() -> u32 {
     rustix::process::geteuid().as_raw()
+}
+
+/// When carapace runs as root: the owner of `dir` if it is not root's, which an object created
+/// in it then takes. `None` otherwise (nothing to change).
+pub(crate) fn inherited_owner(dir: &impl AsFd) -> Option<(u32, u32)> {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ROOT.get_or_init(|| process_uid() == 0) {
+        return None;
+    }
+    let st = rustix::fs::fstat(dir).ok()?;
+    let m = FileMeta::from_stat(&st);
+    (m.uid != 0 || m.gid != 0).then_some((m.uid, m.gid))
 }
 
 pub(crate) fn io_error(op: &'static str, rel: &Path, e: std::io::Error) -> FsError {

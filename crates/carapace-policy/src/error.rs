@@ -97,6 +97,9 @@ error_codes! {
     RequestTimeout = "REQUEST_TIMEOUT", http 408, exit 4;
     /// A scan stopped at one of its documented bounds before it covered everything.
     ScanIncomplete = "SCAN_INCOMPLETE", http 422, exit 3;
+    /// A sandbox mount source is no longer what was validated (a symlink in its path, or a
+    /// different directory): nothing runs and no file tool follows it.
+    SandboxMountChanged = "SANDBOX_MOUNT_CHANGED", http 409, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -62,11 +62,8 @@ fn main() {
     // The same command line carapace builds, for the direct runs.
     let session = manager.session(&config, &input).unwrap();
     let plan = ExecPlan {
-        table: session.table.clone(),
-        umask: session.eff.umask.value.0,
-        network: false,
-        env: Default::default(),
         host_home: None,
+        ..session.exec_plan()
     };
     let req = ExecRequest {
         command: "true".into(),
@@ -75,7 +72,7 @@ fn main() {
         timeout: Duration::from_secs(120),
         max_output_bytes: 200_000,
     };
-    let args = bwrap_args(&HostLayout::detect(), &plan, &req);
+    let args = bwrap_args(&HostLayout::detect(), &plan, &req, &Default::default());
     let envs = sandbox_env(&plan, &req);
     let direct = || {
         let t = Instant::now();

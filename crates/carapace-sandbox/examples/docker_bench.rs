@@ -73,15 +73,12 @@ async fn main() {
         DockerBackend::new(DockerOptions::new(tmp.path().join("state"))).unwrap(),
     );
     println!("{}", backend.ping().await.unwrap());
-    let sb = backend.session(&session.eff, &session.table).unwrap();
+    let sb = backend.session(&session).unwrap();
     let name = sb.plan().name.clone();
     let user = sb.plan().user.clone();
     let plan = ExecPlan {
-        table: session.table.clone(),
-        umask: session.eff.umask.value.0,
-        network: false,
-        env: BTreeMap::new(),
         host_home: None,
+        ..session.exec_plan()
     };
     let command = "echo hi";
     let req = ExecRequest {

@@ -60,6 +60,13 @@ pub struct ExecPlan {
     pub env: BTreeMap<String, String>,
     /// Host `$HOME`, for host exec only.
     pub host_home: Option<PathBuf>,
+    /// Each mount's source as validated (same order as `table.mounts`): what
+    /// `crate::pin` checks right before the source is mounted.
+    pub sources: Vec<crate::pin::ValidatedSource>,
+    /// The unprivileged user the sandbox runs as (`None`: carapace's own, unswitched).
+    pub user: Option<crate::user::SandboxUser>,
+    /// pids / memory / CPU limits.
+    pub limits: carapace_policy::limits::Limits,
 }
 
 /// One command to run.

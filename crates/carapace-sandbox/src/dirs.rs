@@ -65,6 +65,24 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Makes `dir` (a sandbox directory carapace created) belong to `uid:gid`, through
+/// carapace-fs: its parent is opened as a root and the directory is changed with a final
+/// symlink refused. Only the directory itself: its contents keep their owners.
+pub fn set_owner(dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.uid() == uid && m.gid() == gid) {
+        return Ok(());
+    }
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(SandboxError::BadRequest(format!(
+            "{} has no parent directory",
+            dir.display()
+        )));
+    };
+    Root::open(parent)?.set_owner(Path::new(name), uid, gid)?;
+    Ok(())
+}
+
 /// What seeding did.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]

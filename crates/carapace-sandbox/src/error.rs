@@ -38,6 +38,31 @@ pub enum SandboxError {
         /// The host path.
         path: PathBuf,
     },
+    /// A mount source is no longer what was validated (a symlink in its path, another
+    /// directory): nothing is mounted or opened through it.
+    #[error("sandbox mount source {path} changed: {reason}")]
+    MountSourceChanged {
+        /// The host path as configured.
+        path: PathBuf,
+        /// The canonical path recorded at validation.
+        canonical: PathBuf,
+        /// What changed.
+        reason: String,
+    },
+    /// The configuration cannot be carried out on this host (a bind source that does not
+    /// exist, is a link to `/etc`, lies inside a directory sandboxes write...).
+    #[error(transparent)]
+    Config(#[from] carapace_policy::ConfigError),
+    /// A limit or identity the sandbox needs cannot be applied here.
+    #[error("{what}: {reason}")]
+    Unenforceable {
+        /// What could not be applied.
+        what: String,
+        /// Why.
+        reason: String,
+        /// How to fix.
+        hint: String,
+    },
     /// Spawning or waiting for a process failed (a bug or an environment problem).
     #[error("{op} {program} failed: {source}")]
     Process {
@@ -60,6 +85,9 @@ impl CarapaceError for SandboxError {
             SandboxError::Resolve(e) => e.code(),
             SandboxError::BadRequest(_) => ErrorCode::BadRequest,
             SandboxError::BindSourceMissing { .. } => ErrorCode::ConfigInvalid,
+            SandboxError::MountSourceChanged { .. } => ErrorCode::SandboxMountChanged,
+            SandboxError::Config(e) => e.code(),
+            SandboxError::Unenforceable { .. } => ErrorCode::SandboxBackendUnavailable,
             SandboxError::Process { .. } => ErrorCode::Internal,
         }
     }
@@ -72,6 +100,11 @@ impl CarapaceError for SandboxError {
             SandboxError::BindSourceMissing { .. } => Some(
                 "create the directory or remove the bind from agents.*.sandbox.docker.binds".into(),
             ),
+            SandboxError::MountSourceChanged { .. } => Some(
+                "something replaced the directory (or a parent of it) after carapace validated it; restore it, then run `carapace sandbox recreate` or reload the gateway so it is validated again".into(),
+            ),
+            SandboxError::Config(e) => e.hint(),
+            SandboxError::Unenforceable { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
@@ -90,6 +123,26 @@ impl CarapaceError for SandboxError {
             SandboxError::BindSourceMissing { path } => {
                 let mut m = Map::new();
                 m.insert("path".into(), path.display().to_string().into());
+                m
+            }
+            SandboxError::MountSourceChanged {
+                path,
+                canonical,
+                reason,
+            } => {
+                let mut m = Map::new();
+                m.insert("path".into(), path.display().to_string().into());
+                m.insert(
+                    "canonicalPath".into(),
+                    canonical.display().to_string().into(),
+                );
+                m.insert("reason".into(), reason.clone().into());
+                m
+            }
+            SandboxError::Config(e) => e.details(),
+            SandboxError::Unenforceable { what, .. } => {
+                let mut m = Map::new();
+                m.insert("limit".into(), what.clone().into());
                 m
             }
             SandboxError::Process { program, .. } => {

@@ -73,7 +73,15 @@ impl Sandbox for HostUnsandboxed {
                 cmd.env("HOME", h);
             }
             cmd.envs(plan.env.iter()).envs(req.env.iter());
-            let out = run::run(cmd, "/bin/sh", req.timeout, req.max_output_bytes, true).await?;
+            let out = run::run(
+                cmd,
+                "/bin/sh",
+                req.timeout,
+                req.max_output_bytes,
+                true,
+                None,
+            )
+            .await?;
             Ok(to_output(out, BackendKind::HostUnsandboxed, false))
         })
     }

@@ -18,9 +18,15 @@ pub mod bwrap;
 pub mod dirs;
 pub mod docker;
 mod error;
+pub mod explain;
 mod host;
+pub mod limits;
 mod manager;
+pub mod pin;
 mod run;
+pub mod strip;
+pub mod user;
+pub mod validate;
 
 pub use backend::{
     BWRAP_HINT, BackendEnv, BackendKind, BackendStatus, BoxFuture, DOCKER_HINT, ExecOutput,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use carapace_fs::Root;
 use carapace_policy::config::{Backend, WorkspaceAccess};
-use carapace_policy::mounts::{self, Access, MountKind, MountTable};
+use carapace_policy::mounts::{self, Access, MountTable};
 use carapace_policy::{Config, EffectiveSandbox, ResolveInput};
 use serde::Serialize;
 
@@ -21,6 +21,8 @@ use crate::bwrap::{Bwrap, HostLayout};
 use crate::dirs;
 use crate::error::SandboxError;
 use crate::host::HostUnsandboxed;
+use crate::pin::{PinnedSource, ValidatedSource};
+use crate::user::SandboxUser;
 
 /// One session's resolved policy and mount table, with its directories ready.
 #[derive(Debug, Clone)]
@@ -35,18 +37,61 @@ pub struct Session {
     pub new_dir_mode: u32,
     /// carapace's state directory (the Docker backend keeps its registry there).
     pub state_dir: std::path::PathBuf,
+    /// Each mount's source as validated, in `table.mounts` order (see `crate::pin`).
+    pub sources: Vec<ValidatedSource>,
+    /// The host user the sandbox runs as.
+    pub user: SandboxUser,
+    /// pids / memory / CPU limits of the sandbox.
+    pub limits: carapace_policy::limits::Limits,
 }
 
 impl Session {
-    /// Maps an agent path, naming the session's access in read-only refusals.
+    /// Maps an agent path, naming the session's access in read-only refusals. The mount's
+    /// source is checked to still be what was validated (`crate::pin`), so a caller that opens
+    /// it right after never follows a source swapped for a symlink.
     pub fn resolve(
         &self,
         path: &str,
         access: Access,
     ) -> Result<mounts::Resolved<'_>, SandboxError> {
-        Ok(self
+        let r = self
             .table
-            .resolve_for(path, access, self.eff.workspace_access.value)?)
+            .resolve_for(path, access, self.eff.workspace_access.value)?;
+        self.source_of(r.mount)
+            .map(PinnedSource::verify)
+            .transpose()?;
+        Ok(r)
+    }
+
+    /// A mount's host directory as a carapace-fs root, built on the fd that passed the pin
+    /// check: no symlink in its path, the directory validated at load.
+    pub fn open_mount(&self, mount: &mounts::Mount) -> Result<Root, SandboxError> {
+        match self.source_of(mount) {
+            Some(src) => PinnedSource::verify(src)?.into_root(),
+            None => Err(SandboxError::BadRequest(format!(
+                "{} is not a mount of this session",
+                mount.container_path
+            ))),
+        }
+    }
+
+    fn source_of(&self, mount: &mounts::Mount) -> Option<&ValidatedSource> {
+        let i = self.table.mounts.iter().position(|m| m == mount)?;
+        self.sources.get(i)
+    }
+
+    /// What a backend needs to run a command for this session.
+    pub fn exec_plan(&self) -> ExecPlan {
+        ExecPlan {
+            table: self.table.clone(),
+            umask: self.eff.umask.value.0,
+            network: self.eff.docker.network != "none",
+            env: self.eff.docker.env.clone(),
+            host_home: std::env::var_os("HOME").map(PathBuf::from),
+            sources: self.sources.clone(),
+            user: Some(self.user.clone()),
+            limits: self.limits,
+        }
     }
 }
 
@@ -96,6 +141,10 @@ pub struct SandboxManager {
     env: BackendEnv,
     bwrap: OnceLock<BwrapProbe>,
     prepared: Mutex<BTreeMap<PathBuf, String>>,
+    /// Mount sources validated by this process (configured host path → record).
+    pins: Mutex<BTreeMap<PathBuf, ValidatedSource>>,
+    /// Configurations whose mount sources passed `crate::validate` (hash of the config).
+    validated: Mutex<BTreeSet<String>>,
 }
 
 impl Default for SandboxManager {
@@ -116,6 +165,8 @@ impl SandboxManager {
             env,
             bwrap: OnceLock::new(),
             prepared: Mutex::new(BTreeMap::new()),
+            pins: Mutex::new(BTreeMap::new()),
+            validated: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -194,7 +245,7 @@ impl SandboxManager {
         match (status.selected, self.bwrap_probe()) {
             (Some(BackendKind::Bwrap), Ok((b, _))) if status.available => Ok(b.clone()),
             (Some(BackendKind::Docker), _) if status.available => Ok(Arc::new(
-                crate::docker::shared(&session.state_dir)?.session(&session.eff, &session.table)?,
+                crate::docker::shared(&session.state_dir)?.session(session)?,
             )),
             _ => Err(status.to_error()),
         }
@@ -211,16 +262,29 @@ impl SandboxManager {
     }
 
     /// Plans the mounts of `eff` and makes sure their directories exist (and are seeded) — once
-    /// per directory per process.
+    /// per directory per process. The configuration's mount sources are validated on this host
+    /// once (`crate::validate`, as at load), and every mount source is pinned: recorded the
+    /// first time, checked against the record every time after (`crate::pin`).
     pub fn prepare(&self, config: &Config, eff: EffectiveSandbox) -> Result<Session, SandboxError> {
+        self.validate_once(config)?;
         let table = mounts::plan(&eff);
-        let session = Session {
+        let limits = carapace_policy::limits::Limits::of(&eff.docker);
+        let mut session = Session {
             new_file_mode: config.file.tools.fs.new_file_mode.0,
             new_dir_mode: config.file.tools.fs.new_dir_mode.0,
             state_dir: config.state_dir.clone(),
             eff,
             table,
+            sources: Vec::new(),
+            user: SandboxUser {
+                uid: 0,
+                gid: 0,
+                why: String::new(),
+                switch: false,
+            },
+            limits,
         };
+        session.user = decide_user(&session)?;
         let key = session
             .table
             .workspace()
@@ -231,14 +295,58 @@ impl SandboxManager {
             .lock()
             .map(|p| p.contains_key(&key))
             .unwrap_or(false);
-        check_not_symlink(&session)?;
         if !done {
             self.prepare_dirs(&session)?;
             if let Ok(mut p) = self.prepared.lock() {
                 p.insert(key, session.eff.scope_key.clone());
             }
         }
+        session.sources = self.pin_all(&session)?;
         Ok(session)
+    }
+
+    /// `crate::validate::check_config` once per configuration per process.
+    fn validate_once(&self, config: &Config) -> Result<(), SandboxError> {
+        use sha2::Digest;
+        let text = serde_json::to_vec(&config.file).unwrap_or_default();
+        let mut h = sha2::Sha256::new();
+        h.update(&text);
+        h.update(config.state_dir.as_os_str().as_encoded_bytes());
+        let key = hex::encode(h.finalize());
+        if self.validated.lock().is_ok_and(|v| v.contains(&key)) {
+            return Ok(());
+        }
+        crate::validate::check_config(config, "the configuration")?;
+        if let Ok(mut v) = self.validated.lock() {
+            v.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Each mount's source: the record of this process, verified now; or, the first time,
+    /// recorded. A scope's sandbox directory is carapace's own and may never be a symlink.
+    fn pin_all(&self, s: &Session) -> Result<Vec<ValidatedSource>, SandboxError> {
+        let mut out = Vec::with_capacity(s.table.mounts.len());
+        for m in &s.table.mounts {
+            let known = self
+                .pins
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&m.host_path).cloned());
+            let rec = match known {
+                Some(rec) => PinnedSource::verify(&rec)?.source,
+                None => {
+                    let own = m.host_path == s.eff.sandbox_dir;
+                    let rec = PinnedSource::record(&m.host_path, own)?.source;
+                    if let Ok(mut p) = self.pins.lock() {
+                        p.insert(m.host_path.clone(), rec.clone());
+                    }
+                    rec
+                }
+            };
+            out.push(rec);
+        }
+        Ok(out)
     }
 
     fn prepare_dirs(&self, s: &Session) -> Result<(), SandboxError> {
@@ -251,6 +359,15 @@ impl SandboxManager {
             );
         if seeded {
             dirs::ensure_dir(&s.eff.sandbox_dir, dir_mode)?;
+            // A writable sandbox directory belongs to the sandbox's user (carapace as root;
+            // otherwise both are carapace's uid already).
+            let writable = s
+                .table
+                .workspace()
+                .is_some_and(|m| m.writable && m.host_path == s.eff.sandbox_dir);
+            if writable && s.user.switch {
+                dirs::set_owner(&s.eff.sandbox_dir, s.user.uid, s.user.gid)?;
+            }
             let r = dirs::seed(
                 &s.eff.agent_workspace.value,
                 &s.eff.sandbox_dir,
@@ -265,13 +382,6 @@ impl SandboxManager {
                 );
             }
         }
-        for m in s.table.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
-            if !m.host_path.exists() {
-                return Err(SandboxError::BindSourceMissing {
-                    path: m.host_path.clone(),
-                });
-            }
-        }
         Ok(())
     }
 
@@ -282,10 +392,21 @@ impl SandboxManager {
             return 0;
         };
         match sandbox_dir {
-            Some(d) => usize::from(p.remove(d).is_some()),
+            Some(d) => {
+                if let Ok(mut pins) = self.pins.lock() {
+                    pins.remove(d);
+                }
+                usize::from(p.remove(d).is_some())
+            }
             None => {
                 let n = p.len();
                 p.clear();
+                if let Ok(mut pins) = self.pins.lock() {
+                    pins.clear();
+                }
+                if let Ok(mut v) = self.validated.lock() {
+                    v.clear();
+                }
                 n
             }
         }
@@ -309,13 +430,7 @@ impl SandboxManager {
         }
         let timeout =
             Duration::from_secs(effective_timeout_seconds(config, params.timeout_seconds));
-        let plan = ExecPlan {
-            table: session.table.clone(),
-            umask: session.eff.umask.value.0,
-            network: session.eff.docker.network != "none",
-            env: session.eff.docker.env.clone(),
-            host_home: std::env::var_os("HOME").map(PathBuf::from),
-        };
+        let plan = session.exec_plan();
         let req = ExecRequest {
             command: params.command,
             workdir,
@@ -324,7 +439,11 @@ impl SandboxManager {
             max_output_bytes: usize::try_from(config.file.tools.exec.max_output_bytes)
                 .unwrap_or(usize::MAX),
         };
-        backend.exec(&plan, req).await
+        let out = backend.exec(&plan, req).await;
+        if session.eff.sandboxed {
+            strip_writable_mounts(session).await;
+        }
+        out
     }
 
     /// The working directory as a normalised container path, checked to be a directory inside
@@ -333,8 +452,7 @@ impl SandboxManager {
         let w = workdir.unwrap_or(mounts::WORKSPACE);
         let r = session.resolve(w, Access::Read)?;
         if !r.rel.as_os_str().is_empty() {
-            let root = Root::open(&r.mount.host_path)?;
-            root.open_subdir(&r.rel)?;
+            session.open_mount(r.mount)?.open_subdir(&r.rel)?;
         }
         Ok(r.container_path)
     }
@@ -397,16 +515,64 @@ fn looks_like_slug(name: &str) -> bool {
     }
 }
 
-/// A sandbox directory must be a real directory, not a symlink: bwrap binds and `Root::open`
-/// follow a symlinked source, so a link planted there (say, by an `rw` session when the
-/// workspace root was configured inside the agent workspace) would redirect this session's
-/// mount. Checked on every use; a missing directory is fine here (`prepare_dirs` creates it).
-/// The agent workspace is the operator's path and may be a symlink.
-fn check_not_symlink(s: &Session) -> Result<(), SandboxError> {
-    let dir = &s.eff.sandbox_dir;
-    let mounted = s.table.mounts.iter().any(|m| &m.host_path == dir);
-    if mounted && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(carapace_fs::FsError::SymlinkRefused { path: dir.clone() }.into());
+/// The sandbox user of a session (see `crate::user`): decided from `docker.user`, the owner
+/// of the `/workspace` directory and whether carapace runs as root.
+fn decide_user(s: &Session) -> Result<SandboxUser, SandboxError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = crate::user::process_ids();
+    if me.0 != 0 || !s.eff.sandboxed {
+        return crate::user::decide(None, None, me, "");
     }
-    Ok(())
+    // A carapace-created sandbox directory is (re)owned by the sandbox user below; its current
+    // owner does not decide. The agent workspace (`rw`) is the operator's: its owner does.
+    let ws = s.table.workspace();
+    let owner = ws
+        .filter(|m| m.host_path != s.eff.sandbox_dir)
+        .and_then(|m| std::fs::metadata(&m.host_path).ok())
+        .map(|m| (m.uid(), m.gid()));
+    let passwd = crate::user::read_passwd();
+    match crate::user::decide(s.eff.docker.user.as_deref(), owner, me, &passwd) {
+        // A `docker.user` name only the image knows (OpenClaw configs use them): Docker passes
+        // it to the engine; the host side (bwrap, directory owners) uses the default user.
+        Err(_) if s.eff.docker.user.is_some() => {
+            let mut u = crate::user::decide(None, owner, me, &passwd)?;
+            u.why = format!(
+                "{} (docker.user {:?} is not a user of this host; the Docker backend passes it to the engine)",
+                u.why,
+                s.eff.docker.user.as_deref().unwrap_or_default()
+            );
+            Ok(u)
+        }
+        r => r,
+    }
+}
+
+/// After every sandboxed command: clear set-uid/set-gid bits on the writable mounts (the
+/// second layer; `crate::strip`).
+async fn strip_writable_mounts(session: &Session) {
+    let roots: Vec<(String, Root)> = session
+        .table
+        .mounts
+        .iter()
+        .filter(|m| m.writable)
+        .filter_map(|m| Some((m.container_path.clone(), session.open_mount(m).ok()?)))
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (at, root) in roots {
+            let r = crate::strip::strip_setid(&root);
+            for p in r.cleared.iter().chain(r.removed.iter()) {
+                tracing::warn!(
+                    "cleared set-uid/set-gid bits of {at}/{p} left by a sandboxed command"
+                );
+            }
+            if r.truncated {
+                tracing::warn!(
+                    "{at} has more than {} entries; set-uid bits were checked on the first {} only",
+                    crate::strip::MAX_ENTRIES,
+                    crate::strip::MAX_ENTRIES
+                );
+            }
+        }
+    })
+    .await;
 }

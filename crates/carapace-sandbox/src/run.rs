@@ -12,6 +12,10 @@ use tokio::process::Command;
 
 use crate::error::SandboxError;
 
+/// What a backend awaits between spawning and waiting (bwrap's limits gate).
+pub(crate) type Gate =
+    crate::backend::BoxFuture<'static, Result<Option<crate::limits::SandboxCgroup>, SandboxError>>;
+
 /// How long to wait for the pipes after the process is gone before giving up on them.
 const PIPE_GRACE: Duration = Duration::from_millis(500);
 
@@ -72,6 +76,7 @@ pub(crate) async fn run(
     timeout: Duration,
     cap: usize,
     kill_group_after_exit: bool,
+    gate: Option<Gate>,
 ) -> Result<RunOutput, SandboxError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -84,6 +89,9 @@ pub(crate) async fn run(
         program: program.to_string(),
         source,
     })?;
+    // The parent's copies of the fds handed to the child close here (a gate reads until the
+    // child's end closes).
+    drop(cmd);
     let pid = child.id();
     let out = Arc::new(Mutex::new(Capture::default()));
     let err = Arc::new(Mutex::new(Capture::default()));
@@ -95,6 +103,30 @@ pub(crate) async fn run(
         tasks.push(tokio::spawn(capture(s, cap, err.clone())));
     }
 
+    // The limits gate: the child waits (bwrap's --block-fd) until its limits are applied. A
+    // gate that fails kills the child: nothing runs without its limits.
+    let mut cgroup = None;
+    if let Some(g) = gate {
+        match tokio::time::timeout(timeout, g).await {
+            Ok(Ok(cg)) => cgroup = cg,
+            Ok(Err(e)) => {
+                kill_group(pid);
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(e);
+            }
+            Err(_) => {
+                kill_group(pid);
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(SandboxError::BackendUnavailable {
+                    backend: program.to_string(),
+                    reason: "the sandbox did not start before the command's timeout".into(),
+                    hint: crate::backend::BWRAP_HINT.into(),
+                });
+            }
+        }
+    }
     let wait_err = |source| SandboxError::Process {
         op: "wait for",
         program: program.to_string(),
@@ -114,6 +146,9 @@ pub(crate) async fn run(
         };
     if kill_group_after_exit || timed_out {
         kill_group(pid);
+    }
+    if let Some(cg) = cgroup {
+        cg.remove().await;
     }
     let deadline = tokio::time::Instant::now() + PIPE_GRACE;
     for mut t in tasks {

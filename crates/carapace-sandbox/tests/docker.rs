@@ -164,6 +164,12 @@ async fn access_ro_is_read_only_everywhere() {
 #[tokio::test]
 async fn access_rw_writes_the_agent_workspace() {
     let Some(e) = env().await else { return };
+    // The container runs as the workspace's owner (never root by default): a workspace the
+    // operator gave to an unprivileged user is written as that user.
+    let as_root = rustix::process::geteuid().is_root();
+    if as_root {
+        std::os::unix::fs::chown(e.ws(), Some(4242), Some(4242)).unwrap();
+    }
     let cfg = e.config(json!({ "workspaceAccess": "rw" }));
     let s = e.session(&cfg, "agent:main:t1");
     let out = e
@@ -176,6 +182,10 @@ async fn access_rw_writes_the_agent_workspace() {
     let p = e.ws().join("made-inside.txt");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), "hello\n");
     assert_eq!(mode(&p), 0o644);
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().uid(), 4242);
+    }
 }
 
 #[tokio::test]
@@ -242,15 +252,15 @@ async fn symlinks_do_not_reach_the_host() {
     assert_eq!(out.stdout, "done\n");
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret");
 
-    // A managed mount source that is itself a symlink is refused host-side, before any
-    // container is created (the engine would follow it anywhere).
+    // A managed mount source replaced by a symlink after validation is refused host-side,
+    // right before the container is created (the engine would follow it anywhere).
     let cfg = e.config(json!({ "workspaceAccess": "none" }));
     let s = e.session(&cfg, "agent:main:t2");
     std::fs::remove_dir_all(&s.eff.sandbox_dir).unwrap();
     std::os::unix::fs::symlink("/etc", &s.eff.sandbox_dir).unwrap();
-    let err = e.backend.session(&s.eff, &s.table).unwrap_err();
-    assert!(matches!(err, DockerError::Fs(_)), "{err:?}");
-    assert_eq!(err.code(), ErrorCode::SymlinkRefused);
+    let err = e.backend.ensure(e.sandbox(&s).plan()).await.unwrap_err();
+    assert!(matches!(err, DockerError::Sandbox(_)), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::SandboxMountChanged);
 }
 
 #[tokio::test]

@@ -130,6 +130,10 @@ async fn changed_config_recreates_unless_recently_used() {
 async fn a_change_of_reach_applies_even_when_recently_used() {
     let Some(e) = env().await else { return };
     std::fs::write(e.ws().join("AGENTS.md"), "agents").unwrap();
+    // An rw workspace is written as its owner; a sandbox never runs as root.
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(e.ws(), Some(4242), Some(4242)).unwrap();
+    }
     let rw = e.config(json!({ "workspaceAccess": "rw" }));
     let s = e.session(&rw, "agent:main:t1");
     assert_eq!(

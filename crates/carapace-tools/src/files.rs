@@ -20,10 +20,12 @@ pub(crate) struct Target {
     pub container_path: String,
 }
 
-/// Maps `path` and opens its mount as a root.
+/// Maps `path` and opens its mount as a root: the root is the pinned fd of the mount source
+/// (no symlink in its path, the directory validated at load), so a source swapped for a link
+/// by sandboxed code is refused, never followed.
 pub(crate) fn target(session: &Session, path: &str, access: Access) -> Result<Target, ToolError> {
     let r = session.resolve(path, access)?;
-    let root = Root::open(&r.mount.host_path)?;
+    let root = session.open_mount(r.mount)?;
     Ok(Target {
         root,
         rel: r.rel,

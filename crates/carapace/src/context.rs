@@ -66,6 +66,8 @@ pub fn load_config(flag: Option<&Path>, log_warnings: bool) -> Result<Config, Er
         },
     )
     .map_err(|e| e.to_envelope())?;
+    carapace_sandbox::validate::check_config(&config, &path.display().to_string())
+        .map_err(|e| e.to_envelope())?;
     if log_warnings {
         for w in &config.warnings {
             tracing::warn!("{w}");

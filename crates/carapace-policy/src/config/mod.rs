@@ -333,6 +333,9 @@ fn validate_sandbox(sb: &SandboxSettings, path: &str) -> Result<(), (String, Str
         for (i, b) in d.binds.iter().flatten().enumerate() {
             crate::binds::parse_bind(b).map_err(|m| (format!("{path}.docker.binds[{i}]"), m))?;
         }
+        if let Some(m) = &d.memory {
+            crate::limits::parse_memory(m).map_err(|e| (format!("{path}.docker.memory"), e))?;
+        }
         if let Some(c) = d.cpus
             && !(c > 0.0 && c.is_finite())
         {

@@ -67,6 +67,10 @@ pub enum DockerError {
     /// symlink).
     #[error(transparent)]
     Fs(#[from] carapace_fs::FsError),
+    /// A mount source failed the check right before a create or start (a symlink in its path,
+    /// another directory than validated), or the sandbox user cannot be decided.
+    #[error(transparent)]
+    Sandbox(Box<SandboxError>),
 }
 
 impl DockerError {
@@ -133,6 +137,7 @@ impl CarapaceError for DockerError {
                 _ => ErrorCode::PermissionDenied,
             },
             DockerError::Fs(e) => e.code(),
+            DockerError::Sandbox(e) => e.code(),
         }
     }
 
@@ -156,6 +161,7 @@ impl CarapaceError for DockerError {
                 "`docker info` and the engine's log say more; `carapace sandbox list` shows the containers".into()
             }
             DockerError::Fs(e) => return e.hint(),
+            DockerError::Sandbox(e) => return e.hint(),
         })
     }
 
@@ -188,6 +194,7 @@ impl CarapaceError for DockerError {
                 }
             }
             DockerError::Fs(e) => return e.details(),
+            DockerError::Sandbox(e) => return e.details(),
         }
         m
     }
@@ -197,6 +204,7 @@ impl From<DockerError> for SandboxError {
     fn from(e: DockerError) -> SandboxError {
         match e {
             DockerError::Fs(fs) => SandboxError::Fs(fs),
+            DockerError::Sandbox(e) => *e,
             DockerError::InvalidSetting { .. } | DockerError::NotSandboxed { .. } => {
                 SandboxError::BadRequest(format!("{e}; {}", e.hint().unwrap_or_default()))
             }

@@ -235,11 +235,13 @@ impl DockerBackend {
         let (id, container_hash, container_access, created) = match existing {
             Some((id, hash, access, created, running)) => {
                 if !running {
+                    plan.verify_sources()?;
                     self.start(name).await?;
                 }
                 (id, hash, access, created)
             }
             None => {
+                plan.verify_sources()?;
                 let id = self.create(plan, now).await?;
                 self.start(name).await?;
                 (id, plan.config_hash.clone(), plan.access_hash.clone(), now)

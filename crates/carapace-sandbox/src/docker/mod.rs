@@ -204,56 +204,37 @@ impl DockerBackend {
         (self.clock)()
     }
 
-    /// Plans the container of a session: the container user defaults to the owner of the
-    /// `/workspace` host directory (carapace's own uid:gid when it does not exist yet: the
-    /// manager creates it as carapace). Managed mount sources (`/workspace`, `/agent`) must be
-    /// real directories, not symlinks (the engine would follow a link anywhere on the host).
+    /// Plans the container of a session from its policy alone (for `explain` and `list`):
+    /// mount sources by their canonical paths, the container user as [`DockerBackend::session`]
+    /// decides it. The container user is `sandbox.docker.user` when set; otherwise the owner of
+    /// the `/workspace` host directory, except that a container never runs as root by default
+    /// when carapace does (then the sandbox user of `crate::user`: the directories carapace
+    /// creates belong to it).
     pub fn plan(
         &self,
         eff: &EffectiveSandbox,
         table: &MountTable,
     ) -> Result<ContainerPlan, DockerError> {
-        let mut owner = None;
-        for m in &table.mounts {
-            let meta = match std::fs::symlink_metadata(&m.host_path) {
-                Ok(meta) => meta,
-                // Not created yet: the sandbox manager creates the managed directories as
-                // carapace's own user before first use; the engine refuses a missing bind.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(DockerError::HostPath {
-                        path: m.host_path.display().to_string(),
-                        source,
-                    });
-                }
-            };
-            if meta.file_type().is_symlink() && m.kind != MountKind::Bind {
-                return Err(carapace_fs::FsError::SymlinkRefused {
-                    path: m.host_path.clone(),
-                }
-                .into());
-            }
-            if m.kind == MountKind::Workspace {
-                use std::os::unix::fs::MetadataExt;
-                owner = Some((meta.uid(), meta.gid()));
-            }
-        }
-        let owner = owner.unwrap_or_else(|| {
-            (
-                rustix::process::getuid().as_raw(),
-                rustix::process::getgid().as_raw(),
-            )
-        });
-        ContainerPlan::new(eff, table, owner)
+        let paths = table
+            .mounts
+            .iter()
+            .map(|m| crate::validate::canonical_lossy(&m.host_path))
+            .collect();
+        Ok(ContainerPlan::new(eff, table, container_owner(table)?)?.with_host_paths(paths))
     }
 
-    /// A [`crate::Sandbox`] bound to one session's container.
-    pub fn session(
-        self: &Arc<Self>,
-        eff: &EffectiveSandbox,
-        table: &MountTable,
-    ) -> Result<DockerSession, DockerError> {
-        Ok(DockerSession::new(self.clone(), self.plan(eff, table)?))
+    /// A [`crate::Sandbox`] bound to one prepared session's container: its validated mount
+    /// sources are what the engine is given, checked again before every create and start.
+    pub fn session(self: &Arc<Self>, s: &crate::Session) -> Result<DockerSession, DockerError> {
+        let paths = s
+            .sources
+            .iter()
+            .map(|v| v.canonical.display().to_string())
+            .collect();
+        let mut plan = ContainerPlan::new(&s.eff, &s.table, container_owner(&s.table)?)?
+            .with_host_paths(paths);
+        plan.sources = s.sources.clone();
+        Ok(DockerSession::new(self.clone(), plan))
     }
 
     fn warm_get(&self, name: &str) -> Option<Warm> {
@@ -271,6 +252,25 @@ impl DockerBackend {
             m.remove(name);
         }
     }
+}
+
+/// The default container `uid:gid` (when `sandbox.docker.user` is unset): the owner of the
+/// `/workspace` host directory, never root when carapace runs as root.
+fn container_owner(table: &MountTable) -> Result<(u32, u32), DockerError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = table
+        .mounts
+        .iter()
+        .find(|m| m.kind == MountKind::Workspace)
+        .and_then(|m| std::fs::metadata(&m.host_path).ok())
+        .map(|m| (m.uid(), m.gid()));
+    let me = crate::user::process_ids();
+    if me.0 != 0 {
+        return Ok(owner.unwrap_or(me));
+    }
+    let u = crate::user::decide(None, owner, me, &crate::user::read_passwd())
+        .map_err(|e| DockerError::Sandbox(Box::new(e)))?;
+    Ok((u.uid, u.gid))
 }
 
 /// The process-wide backend of a state directory (one registry, one engine client, one memory

@@ -84,6 +84,9 @@ pub struct ContainerPlan {
     /// sha256 (first 16 hex digits) of what decides the sandbox's reach: mounts, network, user,
     /// capDrop, readOnlyRoot.
     pub access_hash: String,
+    /// The validated mount sources, checked again right before every create and start.
+    #[serde(skip)]
+    pub sources: Vec<crate::pin::ValidatedSource>,
 }
 
 /// One bind mount of the plan.
@@ -118,8 +121,15 @@ impl ContainerPlan {
             Some(u) => validate_user(u)?,
             None => format!("{}:{}", workspace_owner.0, workspace_owner.1),
         };
-        let memory_bytes = d.memory.as_deref().map(parse_memory).transpose()?;
-        let nano_cpus = match d.cpus {
+        // A bad memory value is refused at load; the check stays for plans built directly.
+        d.memory.as_deref().map(parse_memory).transpose()?;
+        // Unset keys get carapace's defaults (carapace_policy::limits), as for bwrap.
+        let limits = carapace_policy::limits::Limits::of(d);
+        let memory_bytes = limits
+            .memory_bytes
+            .value
+            .map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        let nano_cpus = match limits.cpus.value {
             None => None,
             Some(c) if c.is_finite() && c > 0.0 && c <= 4096.0 => Some((c * 1e9).round() as i64),
             Some(c) => {
@@ -130,10 +140,11 @@ impl ContainerPlan {
                 });
             }
         };
-        let pids_limit = match d.pids_limit {
-            Some(p) if p <= 0 => None, // OpenClaw: 0 or less means unlimited
-            p => p,
-        };
+        // OpenClaw: 0 or less means unlimited.
+        let pids_limit = limits
+            .pids
+            .value
+            .map(|p| i64::try_from(p).unwrap_or(i64::MAX));
         for t in &d.tmpfs {
             if !t.starts_with('/') {
                 return Err(DockerError::InvalidSetting {
@@ -176,10 +187,32 @@ impl ContainerPlan {
             mounts,
             config_hash: String::new(),
             access_hash: String::new(),
+            sources: Vec::new(),
         };
         plan.config_hash = plan.compute_hash();
         plan.access_hash = plan.compute_access_hash();
         Ok(plan)
+    }
+
+    /// The plan with each mount's host path replaced by the canonical one the engine is given
+    /// (in mount order), hashes recomputed.
+    pub(crate) fn with_host_paths(mut self, paths: Vec<String>) -> ContainerPlan {
+        for (m, p) in self.mounts.iter_mut().zip(paths) {
+            m.host_path = p;
+        }
+        self.config_hash = self.compute_hash();
+        self.access_hash = self.compute_access_hash();
+        self
+    }
+
+    /// The check right before a create or start: every mount source is what was validated
+    /// and has no symlink in its path (the engine resolves bind sources by path; it cannot
+    /// take a pinned fd).
+    pub(crate) fn verify_sources(&self) -> Result<(), DockerError> {
+        for s in &self.sources {
+            crate::pin::PinnedSource::verify(s).map_err(|e| DockerError::Sandbox(Box::new(e)))?;
+        }
+        Ok(())
     }
 
     /// The hash of the creation-time settings. Name, keys and timestamps are not part of it:
@@ -338,33 +371,16 @@ pub fn container_name(prefix: &str, slug: &str) -> Result<String, DockerError> {
     Ok(format!("{prefix}{}-{hash}", base.trim_end_matches('-')))
 }
 
-/// Docker memory sizes: a number with an optional `b`, `k`, `m`, `g` (or `t`) unit, an
-/// optional trailing `b`/`ib`, case-insensitive ("512m", "1g", "1.5GiB", "268435456").
+/// Docker memory sizes ("512m", "1g", "1.5GiB", "268435456"; at least 6 MiB), as
+/// `carapace_policy::limits::parse_memory`, with the Docker backend's error.
 pub fn parse_memory(s: &str) -> Result<i64, DockerError> {
-    let bad = || DockerError::InvalidSetting {
-        key: "memory",
-        value: s.to_string(),
-        reason: "expected a size like \"512m\" or \"2g\" (at least 6m)".into(),
-    };
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix("ib")
-        .or_else(|| t.strip_suffix('b'))
-        .unwrap_or(&t);
-    let (num, mult): (&str, f64) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1024.0),
-        Some('m') => (&t[..t.len() - 1], 1024.0 * 1024.0),
-        Some('g') => (&t[..t.len() - 1], 1024.0 * 1024.0 * 1024.0),
-        Some('t') => (&t[..t.len() - 1], 1024.0f64.powi(4)),
-        _ => (t, 1.0),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let bytes = n * mult;
-    // The engine's own minimum is 6 MiB.
-    if !bytes.is_finite() || !(6.0 * 1024.0 * 1024.0..=9.0e18).contains(&bytes) {
-        return Err(bad());
-    }
-    Ok(bytes as i64)
+    carapace_policy::limits::parse_memory(s)
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX))
+        .map_err(|reason| DockerError::InvalidSetting {
+            key: "memory",
+            value: s.to_string(),
+            reason,
+        })
 }
 
 /// `uid[:gid]` or a user name: passed to the engine as is, minus surrounding blanks.

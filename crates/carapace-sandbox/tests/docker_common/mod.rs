@@ -137,7 +137,7 @@ impl Env {
 
     /// The Docker sandbox of a session.
     pub fn sandbox(&self, s: &Session) -> DockerSession {
-        self.backend.session(&s.eff, &s.table).unwrap()
+        self.backend.session(s).unwrap()
     }
 
     pub fn advance(&self, d: Duration) {
@@ -182,11 +182,8 @@ impl Env {
 /// The ExecPlan the manager builds for a session.
 pub fn plan_of(s: &Session) -> ExecPlan {
     ExecPlan {
-        table: s.table.clone(),
-        umask: s.eff.umask.value.0,
-        network: s.eff.docker.network != "none",
-        env: s.eff.docker.env.clone(),
         host_home: None,
+        ..s.exec_plan()
     }
 }
 

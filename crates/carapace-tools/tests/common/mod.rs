@@ -10,6 +10,14 @@ use carapace_tools::{ToolCall, ToolContext, ToolError, invoke};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// The owner of the test agent workspace when the tests run as root.
+pub const WS_OWNER: u32 = 4242;
+
+/// True when the tests run as root (CI).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub ws: PathBuf,
@@ -20,12 +28,32 @@ pub struct Env {
 /// A config whose `agents.defaults.sandbox` is `sandbox` (JSON5 object body) and whose other
 /// top-level keys are `extra` (JSON5, may be empty). The agent workspace holds AGENTS.md.
 pub fn env(sandbox: &str, extra: &str) -> Env {
+    let sandbox = sandbox.to_string();
+    env_full(|_| sandbox, extra)
+}
+
+/// [`env`] with the sandbox body computed from the agent workspace's path (created first), for
+/// configs naming directories in the test's tree.
+pub fn env_with(sandbox: impl FnOnce(&Path) -> String) -> Env {
+    env_full(sandbox, "")
+}
+
+fn env_full(sandbox: impl FnOnce(&Path) -> String, extra: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     let sbx = dir.path().join("sandboxes");
     std::fs::create_dir(&ws).unwrap();
     std::fs::write(ws.join("AGENTS.md"), "agent instructions\n").unwrap();
     std::fs::write(ws.join("secret.txt"), "agent secret\n").unwrap();
+    // As root (CI), the agent workspace belongs to an ordinary user, as an operator who runs
+    // carapace as root gives it to the user an `rw` sandbox should write as: a sandbox never
+    // runs as root, and runs as the workspace's owner.
+    if is_root() {
+        for p in [&ws, &ws.join("AGENTS.md"), &ws.join("secret.txt")] {
+            std::os::unix::fs::chown(p, Some(WS_OWNER), Some(WS_OWNER)).unwrap();
+        }
+    }
+    let sandbox = sandbox(&ws);
     let text = format!(
         r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {sandbox} }} }} }}, {extra} }}"#,
         ws.display(),

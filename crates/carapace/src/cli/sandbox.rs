@@ -193,6 +193,23 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                     if m.writable { "rw" } else { "ro" }
                 );
             }
+            let backend_kind = match (eff.sandboxed, st.selected) {
+                (false, _) => BackendKind::HostUnsandboxed,
+                (true, Some(k)) => k,
+                (true, None) => BackendKind::Bwrap,
+            };
+            let timeout = std::time::Duration::from_secs(config.file.tools.exec.timeout_seconds);
+            let limits = carapace_sandbox::explain::limit_lines(&eff, backend_kind, timeout);
+            let user = eff
+                .sandboxed
+                .then(|| carapace_sandbox::explain::user_line(&eff, &table, backend_kind));
+            if let Some(u) = &user {
+                let _ = writeln!(h, "User: {u}");
+            }
+            let _ = writeln!(h, "Limits:");
+            for l in &limits {
+                let _ = writeln!(h, "  {l}");
+            }
             if eff.sandboxed {
                 let _ = writeln!(h, "Backend: {}", backend_line(&st));
                 if st.selected == Some(BackendKind::Docker) {
@@ -209,7 +226,7 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             }
             emit_ok(
                 g.json,
-                json!({ "effective": eff, "mounts": table, "backend": st }),
+                json!({ "effective": eff, "mounts": table, "backend": st, "user": user, "limits": limits }),
                 &h,
             );
         }
