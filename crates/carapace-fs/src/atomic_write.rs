@@ -9,7 +9,8 @@
 //!
 //! The staging file is created `0o600` and reaches the decided mode through `fchmod` before it
 //! gets its final name, so no process umask can change what appears at the path. A failed write
-//! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes.
+//! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes
+//! (the writer's `flock` on it tells the sweeper it is alive).
 //!
 //! A no-clobber create uses an unnamed `O_TMPFILE` instead where the filesystem has it, and
 //! publishes it with `linkat` (which refuses an existing name atomically): no staging name
@@ -22,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid};
+use rustix::fs::{AtFlags, FlockOperation, Gid, Mode, OFlags, RenameFlags, Uid};
 use rustix::io::Errno;
 
 use crate::error::{FsError, escape};
@@ -315,27 +316,41 @@ pub(crate) fn rename_noreplace(dir: &impl AsFd, from: &OsStr, to: &OsStr) -> Res
     }
 }
 
-/// Creates `.carapace-tmp-<name>-<random>` with `O_EXCL | O_NOFOLLOW`, mode `0o600`.
-fn create_staging(dir: &impl AsFd, name: &OsStr) -> Result<(OsString, OwnedFd), Errno> {
-    let kept = truncate_name(name.as_bytes());
+/// Creates `.carapace-tmp-<name>-<random>` with `O_EXCL | O_NOFOLLOW`, mode `0o600`, and takes
+/// a shared `flock` on it, held until the fd is closed: that lock is how a sweeper tells this
+/// live writer's file from a dead writer's leftover (`sweep.rs`). If a sweeper got the lock
+/// first (between our create and our lock), the name is given up to it and another one is
+/// tried; a filesystem without `flock` stages unlocked (the sweeper then goes by age).
+pub(crate) fn create_staging(dir: &impl AsFd, name: &OsStr) -> Result<(OsString, OwnedFd), Errno> {
     for _ in 0..32 {
-        let mut s = Vec::with_capacity(STAGING_PREFIX.len() + kept.len() + 14);
-        s.extend_from_slice(STAGING_PREFIX.as_bytes());
-        s.extend_from_slice(kept);
-        s.extend_from_slice(format!("-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).as_bytes());
-        let candidate = OsString::from_vec(s);
+        let candidate = staging_name(name);
         match rustix::fs::openat(
             dir,
             &candidate,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         ) {
-            Ok(fd) => return Ok((candidate, fd)),
+            Ok(fd) => match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+                // A sweeper holds it and will remove it.
+                Err(Errno::WOULDBLOCK) => continue,
+                _ => return Ok((candidate, fd)),
+            },
             Err(Errno::EXIST) => continue,
             Err(e) => return Err(e),
         }
     }
     Err(Errno::EXIST)
+}
+
+/// A fresh staging name for `name`: `.carapace-tmp-<name≤200 bytes>-<12 random hex>` (the shape
+/// `sweep.rs` recognises).
+pub(crate) fn staging_name(name: &OsStr) -> OsString {
+    let kept = truncate_name(name.as_bytes());
+    let mut s = Vec::with_capacity(STAGING_PREFIX.len() + kept.len() + 14);
+    s.extend_from_slice(STAGING_PREFIX.as_bytes());
+    s.extend_from_slice(kept);
+    s.extend_from_slice(format!("-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).as_bytes());
+    OsString::from_vec(s)
 }
 
 /// At most [`STAGING_NAME_KEEP`] bytes of the name, cut on a UTF-8 boundary when it is UTF-8.
