@@ -168,7 +168,7 @@ impl CarapaceError for MediaError {
                 "Either `chmod 644 {path}` if it is meant to be shared, or set tools.message.outboundMediaPolicy.allowOwnerOnly: true to send owner-only files, or (as the operator, on the host) copy it into the media store with `carapace media save <host path>`, which writes 0644. The media_save tool refuses private files like a send does."
             )),
             MediaError::OutsideRoots { .. } => Some(
-                "Send files from the media dir (save them with `media_save` / `carapace media save`), the session's workspace, or a directory listed in tools.message.outboundMediaPolicy.extraRoots."
+                "Send files from the session's workspace or the media dir, or list their directory in tools.message.outboundMediaPolicy.extraRoots; the operator can copy a host file into the media store with `carapace media save <host path>`."
                     .into(),
             ),
             MediaError::OutboundTooLarge { .. } => Some(

@@ -37,7 +37,8 @@ pub struct SweepSummary {
     pub bytes: u64,
     /// Staging files of live writers, kept.
     pub busy: u64,
-    /// Roots a bound stopped before the end (swept again when first opened by a session).
+    /// Roots a bound stopped before the end (directories beneath them are swept when a
+    /// session first opens them).
     pub incomplete: Vec<PathBuf>,
 }
 
@@ -155,7 +156,7 @@ fn log(dir: &Path, r: &SweepReport) {
         tracing::warn!(
             dir = %dir.display(),
             visited = r.visited,
-            "staging sweep stopped at its bound; the rest is swept when a session opens it"
+            "staging sweep stopped at its bound; directories beneath are swept when a session first opens them"
         );
     }
 }

@@ -1,6 +1,7 @@
-//! The attack on `ls`: a directory of 150 000 entries (made by one command, like an agent
-//! would; the reported attack used 300 000). It used to come back whole (62 MB of JSON and 775 MB RSS for 300 000); now `ls` returns the first
-//! 1000 entries by name, `truncated: true` and the exact `total`, from a streamed directory.
+//! The attack on `ls`: a directory of 150 000 entries, made by one command like an agent
+//! would (the reported attack used 300 000, which came back whole: 62 MB of JSON, 775 MB
+//! RSS). Now `ls` returns the first 1000 entries by name, `truncated: true` and the exact
+//! `total`, from a streamed directory.
 //!
 //! One test in its own binary, so the peak-RSS check sees only this test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

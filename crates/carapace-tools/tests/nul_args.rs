@@ -134,6 +134,33 @@ async fn a_nul_byte_is_bad_request_naming_the_argument() {
     assert!(!inbox.exists() || std::fs::read_dir(&inbox).unwrap().count() == 0);
 }
 
+/// The call's own routing fields (session key, agent, channel) with a NUL byte.
+#[tokio::test]
+async fn a_nul_byte_in_the_routing_fields_is_never_internal() {
+    let e = env(r#"mode: "off""#, "");
+    for (session, agent, channel) in [
+        (Some("agent:main:x\u{0}y"), None, None),
+        (Some(S), Some("ma\u{0}in"), None),
+        (Some(S), None, Some("inbox\u{0}")),
+    ] {
+        let r = carapace_tools::invoke(
+            &e.ctx,
+            carapace_tools::ToolCall {
+                tool: "exec".into(),
+                args: json!({"command": "touch /workspace/ran"}),
+                session_key: session.map(str::to_string),
+                agent_id: agent.map(str::to_string),
+                channel: channel.map(str::to_string),
+                ..carapace_tools::ToolCall::default()
+            },
+        )
+        .await;
+        if let Err(er) = r {
+            assert_ne!(er.code(), ErrorCode::Internal, "{er:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn nul_bytes_in_content_are_data() {
     let e = env(r#"mode: "off""#, "");
