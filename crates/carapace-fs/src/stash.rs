@@ -125,7 +125,8 @@ impl Root {
         original: OwnedFd,
         meta: FileMeta,
     ) -> Result<Stash, FsError> {
-        let (stash, wfd) = create_staging(&parent, &name).map_err(|e| self.err("stash", rel, e))?;
+        let (stash, wfd) =
+            create_staging(&parent, &name, true).map_err(|e| self.err("stash", rel, e))?;
         let copied = (|| {
             let mut src = File::from(
                 original

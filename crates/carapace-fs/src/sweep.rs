@@ -4,16 +4,20 @@
 //! (`.carapace-tmp-<name>-<12 hex digits>`) and whose writer is gone. Nothing else is ever
 //! removed: not other names, not symlinks, FIFOs or directories with that name.
 //!
-//! **How a live writer is told from a dead one.** Every writer holds a shared `flock` on its
-//! staging file from the moment the file exists until it is renamed into place (see
-//! `atomic_write.rs`; a writer that finds the lock already taken by a sweeper gives the name up
-//! and stages under another one). A sweeper removes a file only after it obtained the exclusive
-//! lock without waiting — which no live writer allows — and only while the name still names
-//! the file it locked. A process that is killed drops its locks with its fds, so its leftovers
-//! are removable at once, at the next start. Age alone is not the test, because a slow
-//! writer (a stalled download streaming into the media store) can outlive any grace period.
-//! Where the filesystem has no `flock`, age is the fallback: a file untouched (mtime) for
-//! [`UNLOCKED_GRACE`]. Callers may ask for a minimum age on top (`older_than`).
+//! **How a live writer is told from a dead one.** A writer streaming its content (which it
+//! could not produce again) holds a shared `flock` on its staging file from the moment the
+//! file exists until it is renamed into place (see `atomic_write.rs`; a writer that finds the
+//! lock already taken by a sweeper, or once locked finds its name gone — a sweep that ran
+//! between its create and its lock — gives the name up and stages under another one). A sweeper
+//! removes a file only after it obtained the exclusive lock without waiting — which no such
+//! writer allows — and only while the name still names the file it locked. A writer of
+//! in-memory content first stages unlocked (one syscall less on the hot path): if a sweep
+//! takes that staging file, its rename fails with `ENOENT` and it writes again, locked, so it
+//! loses nothing either. A process that is killed drops its locks with its fds, so its
+//! leftovers are removable at once, at the next start. Age alone is not the test, because a
+//! slow writer (a stalled stream) can outlive any grace period. Where the filesystem has no
+//! `flock`, age is the fallback: a file untouched (mtime) for [`UNLOCKED_GRACE`]. Callers may
+//! ask for a minimum age on top (`older_than`).
 //!
 //! **Never follows links.** Directories are opened one component at a time with
 //! `O_DIRECTORY | O_NOFOLLOW` beneath the root; candidates are opened `O_NOFOLLOW |

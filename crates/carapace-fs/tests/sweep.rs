@@ -172,6 +172,48 @@ fn a_live_writers_staging_file_is_kept() {
     assert!(staging_files(&fx.root_path).is_empty());
 }
 
+/// Writers of in-memory content do not lock their staging files: sweeps racing them may take
+/// the file, and the write starts over. No write fails, the file is always whole.
+#[test]
+fn sweeps_racing_in_memory_writers_lose_nothing() {
+    let fx = Fixture::new();
+    let root = fx.root(Resolver::Auto);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the sweeper however the writer ends (a panic included).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|s| {
+        let sweeper = s.spawn(|| {
+            let root = fx.root(Resolver::Auto);
+            let mut removed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                removed += root.sweep_staging(Path::new(""), Duration::ZERO).unwrap();
+            }
+            removed
+        });
+        let guard = Stop(&stop);
+        for i in 0..400u32 {
+            let b = (i % 200) as u8 + 1;
+            root.write(
+                Path::new("f"),
+                &vec![b; 256 * 1024],
+                &WriteOptions::default(),
+            )
+            .unwrap();
+            let got = std::fs::read(fx.root_path.join("f")).unwrap();
+            assert_eq!(got.len(), 256 * 1024);
+            assert!(got.iter().all(|x| *x == got[0]));
+        }
+        drop(guard);
+        let removed = sweeper.join().unwrap();
+        eprintln!("{removed} live staging files taken by the sweeper; every write succeeded");
+    });
+}
+
 #[test]
 fn only_staging_files_and_never_through_links() {
     let fx = Fixture::new();
