@@ -248,3 +248,38 @@ fn a_patch_failing_halfway_is_rolled_back() {
     );
     assert!(staging_anywhere(&e.ws).is_empty());
 }
+
+/// One big file under many hard-linked names is many files to a patch: what the plan holds is
+/// capped (4 x maxReadBytes), so a patch cannot make the gateway hold N copies of it.
+#[tokio::test]
+async fn what_a_plan_holds_is_capped() {
+    let e = env(r#"mode: "off""#, "tools: { fs: { maxReadBytes: 1024 } }");
+    let line = "x".repeat(999);
+    std::fs::write(e.ws.join("big.txt"), format!("{line}\n")).unwrap();
+    let mut body = String::new();
+    for i in 0..6 {
+        std::fs::hard_link(e.ws.join("big.txt"), e.ws.join(format!("l{i}"))).unwrap();
+        body.push_str(&format!("*** Update File: l{i}\n@@\n-{line}\n+{line}y\n"));
+    }
+    let before = tree_hash(&e.ws);
+    let er = call(&e, S, "apply_patch", patch(&body)).await.unwrap_err();
+    assert_eq!(er.code(), ErrorCode::TooLarge, "{er:?}");
+    assert_eq!(er.0.details["limit"], 4096);
+    assert_eq!(tree_hash(&e.ws), before);
+    // Within the cap it applies (each name gets its own file: the link is broken, as with any
+    // atomic replace).
+    let v = ok(
+        &e,
+        S,
+        "apply_patch",
+        patch(
+            &body
+                .split("*** Update File: l3")
+                .next()
+                .unwrap()
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(v["updated"].as_array().unwrap().len(), 3);
+}

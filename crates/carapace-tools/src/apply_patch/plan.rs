@@ -14,7 +14,8 @@
 //!   in OpenClaw's summary), so the summary lists each file once, with what really happened.
 //! - Verified up front: every path maps to a writable mount; every file to update or delete
 //!   exists and is a regular file (not a symlink); every hunk matches; every new file's
-//!   existing ancestors are directories.
+//!   existing ancestors are directories; the content the plan holds stays within
+//!   [`HELD_FACTOR`] × `tools.fs.maxReadBytes`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -90,11 +91,18 @@ pub(crate) struct Plan {
     pub entries: Vec<Entry>,
 }
 
+/// The most content a plan holds in memory, as a multiple of `tools.fs.maxReadBytes`: each
+/// file is read whole (at most `maxReadBytes`), and a patch naming many big files (or one
+/// big file under many hard-linked names) must not hold them all.
+pub(crate) const HELD_FACTOR: u64 = 4;
+
 struct Planner<'s> {
     session: &'s Session,
     max: u64,
     entries: Vec<Entry>,
     index: HashMap<Key, usize>,
+    /// Bytes of planned content held now.
+    held: u64,
 }
 
 /// Plans `ops` (see the module docs). Nothing is written.
@@ -104,6 +112,7 @@ pub(crate) fn plan(session: &Session, ops: &[Op], max: u64) -> Result<Plan, Tool
         max,
         entries: Vec::new(),
         index: HashMap::new(),
+        held: 0,
     };
     for op in ops {
         p.apply(op)?;
@@ -204,7 +213,24 @@ impl Planner<'_> {
         }
     }
 
-    fn set(&mut self, i: usize, after: After, created_as: Origin) {
+    fn set(&mut self, i: usize, after: After, created_as: Origin) -> Result<(), ToolError> {
+        let size = |a: &After| match a {
+            After::Content(c) => c.len() as u64,
+            _ => 0,
+        };
+        self.held = self.held - size(&self.entries[i].after) + size(&after);
+        let budget = self.max.saturating_mul(HELD_FACTOR);
+        if self.held > budget {
+            return Err(ToolError::new(
+                carapace_policy::ErrorCode::TooLarge,
+                format!(
+                    "apply_patch: the files this patch writes add up to more than {budget} bytes ({HELD_FACTOR} x tools.fs.maxReadBytes)"
+                ),
+            )
+            .with_hint("split the patch into several smaller ones")
+            .with_detail("limit", budget)
+            .with_detail("path", self.entries[i].target.container_path.clone()));
+        }
         let e = &mut self.entries[i];
         let absent_now = match (&e.after, &e.before) {
             (After::Content(_), _) => false,
@@ -215,6 +241,7 @@ impl Planner<'_> {
             e.origin = Some(created_as);
         }
         e.after = after;
+        Ok(())
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), ToolError> {
@@ -226,7 +253,7 @@ impl Planner<'_> {
                     i,
                     After::Content(contents.clone().into_bytes()),
                     Origin::Added,
-                );
+                )?;
             }
             Op::Delete { path } => {
                 let i = self.entry(path)?;
@@ -243,7 +270,7 @@ impl Planner<'_> {
                     }
                 }
                 if self.current_exists(i) {
-                    self.set(i, After::Absent, Origin::Added);
+                    self.set(i, After::Absent, Origin::Added)?;
                 } else {
                     return Err(not_found(&self.entries[i].target.container_path));
                 }
@@ -271,14 +298,14 @@ impl Planner<'_> {
                         let j = self.entry(dest)?;
                         if j == i {
                             // `*** Move to:` naming the file itself: an update in place.
-                            self.set(i, new, Origin::Added);
+                            self.set(i, new, Origin::Added)?;
                         } else {
                             self.writable(j)?;
-                            self.set(j, new, Origin::MovedIn);
-                            self.set(i, After::Absent, Origin::Added);
+                            self.set(j, new, Origin::MovedIn)?;
+                            self.set(i, After::Absent, Origin::Added)?;
                         }
                     }
-                    None => self.set(i, new, Origin::Added),
+                    None => self.set(i, new, Origin::Added)?,
                 }
             }
         }
