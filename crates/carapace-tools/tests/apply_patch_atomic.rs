@@ -268,18 +268,7 @@ async fn what_a_plan_holds_is_capped() {
     assert_eq!(tree_hash(&e.ws), before);
     // Within the cap it applies (each name gets its own file: the link is broken, as with any
     // atomic replace).
-    let v = ok(
-        &e,
-        S,
-        "apply_patch",
-        patch(
-            &body
-                .split("*** Update File: l3")
-                .next()
-                .unwrap()
-                .to_string(),
-        ),
-    )
-    .await;
+    let first_three = body.split("*** Update File: l3").next().unwrap();
+    let v = ok(&e, S, "apply_patch", patch(first_three)).await;
     assert_eq!(v["updated"].as_array().unwrap().len(), 3);
 }
