@@ -31,19 +31,6 @@ pub(crate) fn target(session: &Session, path: &str, access: Access) -> Result<Ta
     })
 }
 
-/// File-tool errors name the path the agent used: carapace-fs reports the path beneath the
-/// mount (`a.txt`), the agent said `/workspace/a.txt` (or `a.txt`, relative to it).
-pub(crate) trait AtPath<T> {
-    /// Maps an [`FsError`] to a [`ToolError`] naming `container_path`.
-    fn at(self, container_path: &str) -> Result<T, ToolError>;
-}
-
-impl<T> AtPath<T> for Result<T, FsError> {
-    fn at(self, container_path: &str) -> Result<T, ToolError> {
-        self.map_err(|e| ToolError::from(e.with_path(container_path)))
-    }
-}
-
 /// Reads for tools: a final symlink is followed only while it stays beneath the mount (the
 /// kernel refuses one that leads out: `PATH_OUTSIDE_ROOT`).
 pub(crate) fn read_options(max: Option<u64>) -> ReadOptions {
@@ -71,4 +58,17 @@ pub(crate) fn write(session: &Session, t: &Target, data: &[u8]) -> Result<WriteO
     }
     let opts = WriteOptions::default().with_new_file_mode(session.new_file_mode);
     t.root.write(&t.rel, data, &opts).at(&t.container_path)
+}
+
+/// File-tool errors name the path the agent used: carapace-fs reports the path beneath the
+/// mount (`a.txt`), the agent said `/workspace/a.txt` (or `a.txt`, relative to it).
+pub(crate) trait AtPath<T> {
+    /// Maps an [`FsError`] to a [`ToolError`] naming `container_path`.
+    fn at(self, container_path: &str) -> Result<T, ToolError>;
+}
+
+impl<T> AtPath<T> for Result<T, FsError> {
+    fn at(self, container_path: &str) -> Result<T, ToolError> {
+        self.map_err(|e| ToolError::from(e.with_path(container_path)))
+    }
 }
