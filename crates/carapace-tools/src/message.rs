@@ -30,7 +30,7 @@ use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 pub(crate) fn spec() -> ToolSpec {
     ToolSpec {
         name: "message".into(),
-        description: "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE; save files with media_save to get 0644 copies.".into(),
+        description: "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE (chmod 644 a file meant to be shared; media_save applies the same checks). http(s) URLs are downloaded first; other URL schemes are refused.".into(),
         input_schema: json!({
             "type": "object",
             "properties": {
