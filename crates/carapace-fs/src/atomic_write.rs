@@ -9,7 +9,8 @@
 //!
 //! The staging file is created `0o600` and reaches the decided mode through `fchmod` before it
 //! gets its final name, so no process umask can change what appears at the path. A failed write
-//! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes.
+//! unlinks its staging file; a killed writer leaves one behind, which `sweep_staging` removes
+//! (the writer's `flock` on it tells the sweeper it is alive).
 //!
 //! A no-clobber create uses an unnamed `O_TMPFILE` instead where the filesystem has it, and
 //! publishes it with `linkat` (which refuses an existing name atomically): no staging name
@@ -22,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Uid};
+use rustix::fs::{AtFlags, FlockOperation, Gid, Mode, OFlags, RenameFlags, Uid};
 use rustix::io::Errno;
 
 use crate::error::{FsError, escape};
@@ -62,8 +63,41 @@ pub(crate) fn write(
             limit,
         });
     }
-    let target = locate(root, rel, opts, no_clobber)?;
-    commit(root, rel, target, src, opts, no_clobber)
+    match src {
+        // Content in memory can be written again: the first attempt stages without a lock; if
+        // a sweep removed that staging file before the rename, the write starts over under a
+        // new name, locked this time (a sweep cannot take a locked file).
+        Source::Bytes(b) => {
+            for lock in [false, true] {
+                let target = locate(root, rel, opts, no_clobber)?;
+                match commit(root, rel, target, Source::Bytes(b), opts, no_clobber, lock)? {
+                    Committed::Done(o) => return Ok(o),
+                    Committed::StagingVanished => continue,
+                }
+            }
+            Err(staging_vanished(root, rel))
+        }
+        // A stream cannot be replayed: its staging file is locked against sweeps from the start.
+        src @ Source::Reader(_) => {
+            let target = locate(root, rel, opts, no_clobber)?;
+            match commit(root, rel, target, src, opts, no_clobber, true)? {
+                Committed::Done(o) => Ok(o),
+                Committed::StagingVanished => Err(staging_vanished(root, rel)),
+            }
+        }
+    }
+}
+
+/// How a commit ended when it did not fail.
+enum Committed {
+    Done(WriteOutcome),
+    /// The staging file was gone at the rename (a sweep took it): nothing was published.
+    StagingVanished,
+}
+
+#[cold]
+fn staging_vanished(root: &Root, rel: &Path) -> FsError {
+    root.err("rename", rel, Errno::NOENT)
 }
 
 /// The directory and name a write lands at, and what is there now.
@@ -177,7 +211,8 @@ fn commit(
     src: Source<'_>,
     opts: &WriteOptions,
     no_clobber: bool,
-) -> Result<WriteOutcome, FsError> {
+    lock: bool,
+) -> Result<Committed, FsError> {
     let mode = opts.force_mode.unwrap_or(match &at.existing {
         // Replace keeps the mode; set-uid/set-gid never survive new content.
         Some(m) => m.mode & !0o6000,
@@ -199,8 +234,8 @@ fn commit(
     let fd = match anonymous {
         Some(fd) => fd,
         None => {
-            let (staging, fd) =
-                create_staging(&at.parent, &at.name).map_err(|e| root.err("write", rel, e))?;
+            let (staging, fd) = create_staging(&at.parent, &at.name, lock)
+                .map_err(|e| root.err("write", rel, e))?;
             guard.name = Some(staging);
             fd
         }
@@ -251,8 +286,16 @@ fn commit(
         }
     };
     drop(file);
+    // ENOENT from the rename while the parent is still there: a sweep took the staging file.
+    let vanished = |staging: &OsStr| {
+        rustix::fs::statat(&at.parent, staging, AtFlags::SYMLINK_NOFOLLOW).is_err()
+    };
     match published {
         Ok(()) => guard.name = None,
+        Err(Errno::NOENT) if guard.name.as_deref().is_some_and(vanished) => {
+            guard.name = None;
+            return Ok(Committed::StagingVanished);
+        }
         Err(Errno::EXIST) => {
             return Err(FsError::AlreadyExists {
                 path: rel.to_path_buf(),
@@ -269,11 +312,11 @@ fn commit(
     if opts.durable {
         rustix::fs::fsync(&at.parent).map_err(|e| root.err("fsync directory", rel, e))?;
     }
-    Ok(WriteOutcome {
+    Ok(Committed::Done(WriteOutcome {
         bytes,
         mode,
         created: at.existing.is_none(),
-    })
+    }))
 }
 
 /// Test switch: make `create` take the staging-file route (see `testing::force_staging`).
@@ -315,27 +358,62 @@ pub(crate) fn rename_noreplace(dir: &impl AsFd, from: &OsStr, to: &OsStr) -> Res
     }
 }
 
-/// Creates `.carapace-tmp-<name>-<random>` with `O_EXCL | O_NOFOLLOW`, mode `0o600`.
-fn create_staging(dir: &impl AsFd, name: &OsStr) -> Result<(OsString, OwnedFd), Errno> {
-    let kept = truncate_name(name.as_bytes());
+/// Creates `.carapace-tmp-<name>-<random>` with `O_EXCL | O_NOFOLLOW`, mode `0o600`. With
+/// `lock`, takes a shared `flock` on it, held until the fd is closed: that lock is how a sweeper
+/// tells this live writer's file from a dead writer's leftover (`sweep.rs`). If a sweep came
+/// between our create and our lock (it holds the lock, or it already removed the name), the
+/// name is given up and another one is tried; a filesystem without `flock` stages unlocked (the sweeper then goes by age).
+/// Writers of in-memory content first stage unlocked (one syscall less on the hot path): a
+/// sweep may take that staging file, and they write again, locked (`write`).
+pub(crate) fn create_staging(
+    dir: &impl AsFd,
+    name: &OsStr,
+    lock: bool,
+) -> Result<(OsString, OwnedFd), Errno> {
     for _ in 0..32 {
-        let mut s = Vec::with_capacity(STAGING_PREFIX.len() + kept.len() + 14);
-        s.extend_from_slice(STAGING_PREFIX.as_bytes());
-        s.extend_from_slice(kept);
-        s.extend_from_slice(format!("-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).as_bytes());
-        let candidate = OsString::from_vec(s);
+        let candidate = staging_name(name);
         match rustix::fs::openat(
             dir,
             &candidate,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         ) {
-            Ok(fd) => return Ok((candidate, fd)),
+            Ok(fd) if !lock => return Ok((candidate, fd)),
+            Ok(fd) => match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+                // A sweeper holds it and will remove it.
+                Err(Errno::WOULDBLOCK) => continue,
+                // Locked: no sweep can take it from now on. But one may have taken it already,
+                // between our create and our lock: then the name is gone (or another file's).
+                Ok(()) if !names_fd(dir, &candidate, &fd) => continue,
+                _ => return Ok((candidate, fd)),
+            },
             Err(Errno::EXIST) => continue,
             Err(e) => return Err(e),
         }
     }
     Err(Errno::EXIST)
+}
+
+/// True when `name` in `dir` is the file open at `fd`.
+fn names_fd(dir: &impl AsFd, name: &OsStr, fd: &OwnedFd) -> bool {
+    match (
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW),
+        rustix::fs::fstat(fd),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// A fresh staging name for `name`: `.carapace-tmp-<name≤200 bytes>-<12 random hex>` (the shape
+/// `sweep.rs` recognises).
+pub(crate) fn staging_name(name: &OsStr) -> OsString {
+    let kept = truncate_name(name.as_bytes());
+    let mut s = Vec::with_capacity(STAGING_PREFIX.len() + kept.len() + 14);
+    s.extend_from_slice(STAGING_PREFIX.as_bytes());
+    s.extend_from_slice(kept);
+    s.extend_from_slice(format!("-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).as_bytes());
+    OsString::from_vec(s)
 }
 
 /// At most [`STAGING_NAME_KEEP`] bytes of the name, cut on a UTF-8 boundary when it is UTF-8.

@@ -110,6 +110,27 @@ pub enum FsError {
         /// carapace's effective uid.
         process_uid: u32,
     },
+    /// A line window (`VerifiedFile::read_lines`) whose first line alone is longer than the
+    /// byte cap: nothing of it fits.
+    #[error("line {line} of {path:?} is longer than the limit of {limit} bytes")]
+    LineTooLong {
+        /// The path as given.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: u64,
+        /// The byte cap.
+        limit: u64,
+    },
+    /// A line window that starts further into the file than the scan budget reaches.
+    #[error("line {line} of {path:?} is beyond the first {scanned} bytes, the most one read scans")]
+    ScanLimit {
+        /// The path as given.
+        path: PathBuf,
+        /// The line the window was to start at.
+        line: u64,
+        /// Bytes scanned before giving up (the budget).
+        scanned: u64,
+    },
     /// A bounded operation (recursive remove) met more than its limit.
     #[error("{path:?} has more than {limit} entries to remove")]
     TooManyEntries {
@@ -132,6 +153,56 @@ pub enum FsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl FsError {
+    /// The path the error names (as the caller gave it), if it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FsError::InvalidPath { path, .. }
+            | FsError::OutsideRoot { path, .. }
+            | FsError::SymlinkRefused { path }
+            | FsError::HardlinkRefused { path, .. }
+            | FsError::NotRegularFile { path, .. }
+            | FsError::NotADirectory { path, .. }
+            | FsError::DirectoryNotEmpty { path }
+            | FsError::NotFound { path }
+            | FsError::AlreadyExists { path }
+            | FsError::TooLarge { path, .. }
+            | FsError::LineTooLong { path, .. }
+            | FsError::ScanLimit { path, .. }
+            | FsError::PermissionDenied { path, .. }
+            | FsError::TooManyEntries { path, .. }
+            | FsError::Io { path, .. } => Some(path),
+            FsError::ResolverUnavailable(_) => None,
+        }
+    }
+
+    /// The same error naming `shown` instead of the path given to the [`crate::Root`]: callers
+    /// that map their own paths to a root (the tools map `/workspace/a.txt` to `a.txt` beneath
+    /// a mount) report the path their caller used. Host-side facts (`root`, `hostPath`) stay.
+    pub fn with_path(mut self, shown: impl Into<PathBuf>) -> FsError {
+        let shown = shown.into();
+        match &mut self {
+            FsError::InvalidPath { path, .. }
+            | FsError::OutsideRoot { path, .. }
+            | FsError::SymlinkRefused { path }
+            | FsError::HardlinkRefused { path, .. }
+            | FsError::NotRegularFile { path, .. }
+            | FsError::NotADirectory { path, .. }
+            | FsError::DirectoryNotEmpty { path }
+            | FsError::NotFound { path }
+            | FsError::AlreadyExists { path }
+            | FsError::TooLarge { path, .. }
+            | FsError::LineTooLong { path, .. }
+            | FsError::ScanLimit { path, .. }
+            | FsError::PermissionDenied { path, .. }
+            | FsError::TooManyEntries { path, .. }
+            | FsError::Io { path, .. } => *path = shown,
+            FsError::ResolverUnavailable(_) => {}
+        }
+        self
+    }
 }
 
 /// The one constructor of [`FsError::OutsideRoot`]. Cold: an escape attempt is never the
@@ -183,6 +254,7 @@ impl CarapaceError for FsError {
             FsError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             FsError::TooLarge { .. } => ErrorCode::TooLarge,
             FsError::TooManyEntries { .. } => ErrorCode::TooLarge,
+            FsError::LineTooLong { .. } | FsError::ScanLimit { .. } => ErrorCode::TooLarge,
             FsError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             FsError::ResolverUnavailable(_) => ErrorCode::Internal,
             FsError::Io { .. } => ErrorCode::Internal,
@@ -203,6 +275,14 @@ impl CarapaceError for FsError {
             FsError::TooLarge { .. } => {
                 Some("read a window of the file (offset/limit) or raise the limit".into())
             }
+            FsError::LineTooLong { .. } => Some(
+                "the line alone is over the cap; read it in byte ranges (e.g. `head -c`, `dd`) instead of by lines"
+                    .into(),
+            ),
+            FsError::ScanLimit { .. } => Some(
+                "extract the lines with a command (e.g. `sed -n 'N,Mp'`, `tail -n`) instead of reading that deep by line number"
+                    .into(),
+            ),
             FsError::PermissionDenied {
                 owner_uid, mode, ..
             } => Some(match (owner_uid, mode) {
@@ -254,6 +334,20 @@ impl CarapaceError for FsError {
             FsError::TooManyEntries { path, limit } => {
                 put("path", p(path));
                 put("limit", (*limit).into());
+            }
+            FsError::LineTooLong { path, line, limit } => {
+                put("path", p(path));
+                put("line", (*line).into());
+                put("limit", (*limit).into());
+            }
+            FsError::ScanLimit {
+                path,
+                line,
+                scanned,
+            } => {
+                put("path", p(path));
+                put("line", (*line).into());
+                put("scanned", (*scanned).into());
             }
             FsError::PermissionDenied {
                 path,

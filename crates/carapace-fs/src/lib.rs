@@ -11,7 +11,11 @@
 //!   directories are `NOT_REGULAR_FILE`. The fd that passed the checks is the one returned.
 //! - **Atomic, mode-exact writes**: staged in the same directory, `fchmod` on the fd to the
 //!   decided mode, fsync when durable, `renameat` (`RENAME_NOREPLACE` for create). A file never
-//!   appears at a mode carapace did not decide, whatever the umask.
+//!   appears at a mode carapace did not decide, whatever the umask. A writer holds a `flock` on
+//!   its staging file, so sweeps remove the leftovers of killed writers and never a live one's.
+//! - **Bounded reads and listings**: line windows ([`VerifiedFile::read_lines`]) and listings
+//!   ([`Root::list_bounded`]) take memory and time bounded by their caps whatever the file or
+//!   directory looks like (sparse files, one endless line, 300 000 entries).
 //!
 //! Errors are [`FsError`], which implements [`carapace_policy::CarapaceError`].
 //!
@@ -23,23 +27,31 @@
 
 mod atomic_write;
 mod error;
+mod list_bounded;
 mod meta;
 mod mutate;
 mod options;
+mod read_lines;
 mod relpath;
 mod resolve;
 mod resolve_fallback;
 mod resolve_openat2;
 mod root;
+mod stash;
+mod sweep;
 
 pub use atomic_write::STAGING_PREFIX;
 pub use error::FsError;
+pub use list_bounded::{ListOptions, Listing};
 pub use meta::{DirEntryMeta, FileKind, FileMeta};
 pub use options::{
     HardlinkPolicy, Mechanism, ReadOptions, RemoveOptions, Resolver, SymlinkPolicy, VerifiedFile,
     WriteOptions, WriteOutcome,
 };
+pub use read_lines::{LineQuery, LineWindow};
 pub use root::Root;
+pub use stash::Stash;
+pub use sweep::{SweepOptions, SweepReport, UNLOCKED_GRACE};
 
 /// Switches for tests of this crate; not part of the API.
 #[doc(hidden)]

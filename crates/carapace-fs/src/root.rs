@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -311,47 +310,6 @@ impl Root {
             AtFlags::EMPTY_PATH,
         )
         .map_err(|e| self.err("chown", rel, e))
-    }
-
-    /// Removes stale staging files (`.carapace-tmp-*`, regular files only) older than
-    /// `older_than` from the directory `rel_dir`. Returns how many were removed.
-    pub fn sweep_staging(&self, rel_dir: &Path, older_than: Duration) -> Result<u64, FsError> {
-        let comps = self.comps(rel_dir)?;
-        let fd = self.resolve(
-            rel_dir,
-            &comps,
-            OFlags::RDONLY | OFlags::DIRECTORY,
-            false,
-            "sweep",
-        )?;
-        let cutoff = SystemTime::now()
-            .checked_sub(older_than)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| from_errno("sweep", rel_dir, e))?;
-        let mut removed = 0;
-        for entry in dir {
-            let entry = entry.map_err(|e| from_errno("sweep", rel_dir, e))?;
-            if !entry
-                .file_name()
-                .to_bytes()
-                .starts_with(crate::atomic_write::STAGING_PREFIX.as_bytes())
-            {
-                continue;
-            }
-            let Ok(st) = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-            else {
-                continue;
-            };
-            let meta = FileMeta::from_stat(&st);
-            if meta.kind == FileKind::File && meta.mtime <= cutoff {
-                match rustix::fs::unlinkat(&fd, entry.file_name(), AtFlags::empty()) {
-                    Ok(()) => removed += 1,
-                    Err(Errno::NOENT) => {}
-                    Err(e) => return Err(self.err("sweep", rel_dir, e)),
-                }
-            }
-        }
-        Ok(removed)
     }
 
     // ---- internals shared by every operation ----

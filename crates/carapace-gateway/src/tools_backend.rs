@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use carapace_policy::Config;
 use carapace_sandbox::SandboxManager;
-use carapace_tools::ToolContext;
+use carapace_tools::{StagingSweeper, ToolContext};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
@@ -20,8 +20,17 @@ pub struct ToolsBackend {
 impl ToolsBackend {
     /// A backend over `config` and a sandbox manager.
     pub fn new(config: Arc<Config>, sandboxes: Arc<SandboxManager>) -> ToolsBackend {
+        ToolsBackend::with_sweeper(config, sandboxes, Arc::new(StagingSweeper::new()))
+    }
+
+    /// A backend whose staging sweeper outlives config reloads.
+    pub fn with_sweeper(
+        config: Arc<Config>,
+        sandboxes: Arc<SandboxManager>,
+        sweeper: Arc<StagingSweeper>,
+    ) -> ToolsBackend {
         ToolsBackend {
-            ctx: ToolContext { config, sandboxes },
+            ctx: ToolContext::with_parts(config, sandboxes, sweeper),
         }
     }
 }
@@ -61,13 +70,19 @@ impl ToolBackend for ToolsBackend {
 
 /// The factory the CLI hands to [`crate::run`]: every (re)load builds a context over the new
 /// config and the same sandbox manager (told to re-check its prepared directories).
+///
+/// At start (and for roots a reloaded config adds) every root the config names is swept of
+/// the staging files of writes killed with an earlier process (`carapace_tools::sweep`).
 pub fn tools_factory() -> BackendFactory {
     let sandboxes = Arc::new(SandboxManager::new());
+    let sweeper = Arc::new(StagingSweeper::new());
     Arc::new(move |config: &Config| {
         sandboxes.forget(None);
-        let backend: Arc<dyn ToolBackend> = Arc::new(ToolsBackend::new(
+        sweeper.sweep_config(config);
+        let backend: Arc<dyn ToolBackend> = Arc::new(ToolsBackend::with_sweeper(
             Arc::new(config.clone()),
             sandboxes.clone(),
+            sweeper.clone(),
         ));
         Ok(backend)
     })

@@ -95,6 +95,15 @@ pub enum MediaError {
         /// Upstream HTTP status, when there was one.
         status: Option<u16>,
     },
+    /// A media reference with a URL scheme carapace does not fetch (`file:`, `data:`, `ftp://`,
+    /// …): only http and https URLs are URLs.
+    #[error("{reference:?} is a {scheme}: URL; only http and https URLs can be attached")]
+    UnsupportedScheme {
+        /// The reference as given (a `data:` URL is cut to its first 64 characters).
+        reference: String,
+        /// The scheme, lower-cased.
+        scheme: String,
+    },
     /// The request is malformed (bad base64, empty input, bad path).
     #[error("{0}")]
     BadRequest(String),
@@ -145,7 +154,9 @@ impl CarapaceError for MediaError {
             MediaError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             MediaError::Fs { source, .. } => source.code(),
             MediaError::TooLarge { .. } => ErrorCode::TooLarge,
-            MediaError::DownloadRefused { .. } | MediaError::BadRequest(_) => ErrorCode::BadRequest,
+            MediaError::DownloadRefused { .. }
+            | MediaError::BadRequest(_)
+            | MediaError::UnsupportedScheme { .. } => ErrorCode::BadRequest,
             MediaError::DownloadFailed { .. } => ErrorCode::BadRequest,
             MediaError::Internal(_) => ErrorCode::Internal,
         }
@@ -154,10 +165,10 @@ impl CarapaceError for MediaError {
     fn hint(&self) -> Option<String> {
         match self {
             MediaError::PermsTooRestrictive { path, .. } => Some(format!(
-                "Either `chmod 644 {path}`, or save it through the media store (`carapace media save {path}` or the `media_save` tool; media files are written 0644), or set tools.message.outboundMediaPolicy.allowOwnerOnly: true to send owner-only files."
+                "Either `chmod 644 {path}` if it is meant to be shared, or set tools.message.outboundMediaPolicy.allowOwnerOnly: true to send owner-only files, or (as the operator, on the host) copy it into the media store with `carapace media save <host path>`, which writes 0644. The media_save tool refuses private files like a send does."
             )),
             MediaError::OutsideRoots { .. } => Some(
-                "Send files from the media dir (save them with `media_save` / `carapace media save`), the session's workspace, or a directory listed in tools.message.outboundMediaPolicy.extraRoots."
+                "Send files from the session's workspace or the media dir, or list their directory in tools.message.outboundMediaPolicy.extraRoots; the operator can copy a host file into the media store with `carapace media save <host path>`."
                     .into(),
             ),
             MediaError::OutboundTooLarge { .. } => Some(
@@ -172,6 +183,10 @@ impl CarapaceError for MediaError {
             MediaError::TooLarge { .. } => {
                 Some("Raise media.maxBytes in the config, or save a smaller file.".into())
             }
+            MediaError::UnsupportedScheme { .. } => Some(
+                "Give an http(s) URL, or a file path (/workspace/…, or a media-store path from media_save); for inline content use `buffer` (base64) with `filename`. A file whose name really starts with such a prefix can be named ./<name>."
+                    .into(),
+            ),
             MediaError::DownloadRefused { address: Some(_), .. } => Some(
                 "Downloads from private, loopback and link-local addresses are refused; set media.allowPrivateNetwork: true to allow them."
                     .into(),
@@ -263,6 +278,11 @@ impl CarapaceError for MediaError {
                 if let Some(st) = status {
                     d.insert("status".into(), json!(st));
                 }
+            }
+            MediaError::UnsupportedScheme { reference, scheme } => {
+                d.insert("reference".into(), json!(reference));
+                d.insert("scheme".into(), json!(scheme));
+                d.insert("allowedSchemes".into(), json!(["http", "https"]));
             }
             MediaError::BadRequest(_) | MediaError::Internal(_) => {}
         }

@@ -9,7 +9,11 @@
 //!   connection pinned to the checked addresses.
 //! - [`outbound`]: the ordered checks of SPEC §6 on one pinned fd, which becomes the
 //!   [`carapace_channels::Attachment`] — the file is never re-opened by path and never read
-//!   whole into memory.
+//!   whole into memory. [`outbound::check_file`] is the one home of that rule; `media_save` of
+//!   a path ([`MediaStore::import_checked`]) calls it too, since a copy in the store is
+//!   sendable.
+//! - [`media_ref`]: whether an attachment reference is an http(s) URL (any case), a path, or a
+//!   refused scheme (`file:`, `data:`, …).
 //!
 //! Errors are [`MediaError`], which implements [`carapace_policy::CarapaceError`].
 
@@ -18,13 +22,16 @@
 pub mod dims;
 pub mod download;
 mod error;
+pub mod media_ref;
 pub mod netguard;
 pub mod outbound;
 pub mod sniff;
 mod store;
 
 pub use error::MediaError;
+pub use media_ref::MediaRef;
 pub use outbound::{
-    AllowedRoot, OutboundFile, OutboundPolicy, display_name, mode_is_sendable, open_outbound,
+    AllowedRoot, CheckedFile, OutboundFile, OutboundPolicy, Purpose, check_file, display_name,
+    mode_is_sendable, open_outbound,
 };
 pub use store::{MediaEntry, MediaSettings, MediaStore, SavedMedia, sanitize_stem};

@@ -14,6 +14,10 @@
 //!    `tools.message.outboundMediaPolicy.allowOwnerOnly`.
 //!
 //! Every check is made on the one fd that is then streamed; nothing re-opens the path.
+//!
+//! [`check_file`] is the one home of this rule: [`open_outbound`] (sends) and
+//! [`crate::MediaStore::import_checked`] (`media_save` of a path: a copy in the media store is
+//! sendable, so copying is leaving) both call it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -176,40 +180,107 @@ pub fn display_name(file_name: &str) -> String {
     file_name.to_string()
 }
 
-/// Runs the checks of the module docs on `path` for `channel`, whose per-file limit is
-/// `limit` bytes.
-pub fn open_outbound(
+/// What a file is checked for: the size limit that applies and the error that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// Sending over `channel`, whose per-file limit is `limit` bytes
+    /// (`OUTBOUND_MEDIA_TOO_LARGE`).
+    Send {
+        /// The channel id.
+        channel: &'a str,
+        /// Its per-file limit.
+        limit: u64,
+    },
+    /// Copying into the media store (`media_save`), whose limit is `media.maxBytes`
+    /// (`TOO_LARGE`). A copy in the store is sendable, so it passes the same checks as a send.
+    Import {
+        /// `media.maxBytes`.
+        limit: u64,
+    },
+}
+
+/// A file that passed checks 1–4 of the module docs: the verified fd and where it is.
+#[derive(Debug)]
+pub struct CheckedFile {
+    /// The fd that passed (stream this one; never re-open the path).
+    pub file: carapace_fs::VerifiedFile,
+    /// The path as the caller named it.
+    pub path: String,
+    /// Its host path.
+    pub host_path: PathBuf,
+    /// Which allowed root it is in.
+    pub root_kind: String,
+    /// Its file name (for the recipient, or the media-store name).
+    pub file_name: String,
+}
+
+/// The outbound rule, in one place: checks 1–4 of the module docs on `path`, in order. Every
+/// way a file leaves carapace — a send, or a copy into the media store, from which it can be
+/// sent — calls this.
+pub fn check_file(
     policy: &OutboundPolicy,
     path: &str,
-    channel: &str,
-    limit: u64,
-) -> Result<OutboundFile, MediaError> {
+    purpose: Purpose<'_>,
+) -> Result<CheckedFile, MediaError> {
     let host = policy.host_path(path)?;
     let (root, rel) = policy.root_of(&host).ok_or_else(|| policy.outside(path))?;
     let dir = Root::open(&root.host).map_err(|e| MediaError::fs(path, e))?;
-    let mut vf = dir
+    let limit = match purpose {
+        Purpose::Send { limit, .. } | Purpose::Import { limit } => limit,
+    };
+    let vf = dir
         .open_file(&rel, &ReadOptions::outbound(limit))
-        .map_err(|e| match e {
-            FsError::TooLarge { size, limit, .. } => MediaError::OutboundTooLarge {
-                path: path.to_string(),
-                channel: channel.to_string(),
-                size: size.unwrap_or(limit + 1),
+        .map_err(|e| match (e, purpose) {
+            (FsError::TooLarge { size, limit, .. }, Purpose::Send { channel, .. }) => {
+                MediaError::OutboundTooLarge {
+                    path: path.to_string(),
+                    channel: channel.to_string(),
+                    size: size.unwrap_or(limit + 1),
+                    limit,
+                }
+            }
+            (FsError::TooLarge { limit, .. }, Purpose::Import { .. }) => MediaError::TooLarge {
+                what: path.to_string(),
                 limit,
             },
-            e => MediaError::fs(path, e),
+            (e, _) => MediaError::fs(path, e),
         })?;
-    let meta = vf.meta.clone();
-    if !mode_is_sendable(meta.mode, policy.allow_owner_only) {
+    if !mode_is_sendable(vf.meta.mode, policy.allow_owner_only) {
         return Err(MediaError::PermsTooRestrictive {
             path: path.to_string(),
             host_path: host,
-            mode: meta.mode,
+            mode: vf.meta.mode,
         });
     }
     let file_name = rel
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
+    Ok(CheckedFile {
+        file: vf,
+        path: path.to_string(),
+        host_path: host,
+        root_kind: root.kind.clone(),
+        file_name,
+    })
+}
+
+/// Runs the checks of the module docs on `path` for `channel`, whose per-file limit is
+/// `limit` bytes, and turns the verified fd into an attachment.
+pub fn open_outbound(
+    policy: &OutboundPolicy,
+    path: &str,
+    channel: &str,
+    limit: u64,
+) -> Result<OutboundFile, MediaError> {
+    let CheckedFile {
+        file: mut vf,
+        path,
+        host_path,
+        root_kind,
+        file_name,
+    } = check_file(policy, path, Purpose::Send { channel, limit })?;
+    let meta = vf.meta.clone();
     let kind = sniff::detect(&head(&vf.file, SNIFF_BYTES), None, Some(&file_name));
     let (width, height) = if kind.mime.starts_with("image/") {
         image_dimensions(&vf.file, meta.size).map_or((None, None), |(w, h)| (Some(w), Some(h)))
@@ -227,10 +298,10 @@ pub fn open_outbound(
             width,
             height,
         },
-        path: path.to_string(),
-        host_path: host,
+        path,
+        host_path,
         mode: meta.mode,
-        root_kind: root.kind.clone(),
+        root_kind,
     })
 }
 

@@ -248,7 +248,34 @@ impl MediaStore {
         self.save_stream(&mut vf.file, original.as_deref(), None)
     }
 
-    /// Imports a host file by path (the CLI's `media save PATH`): its parent directory is
+    /// Copies the file an agent names (`media_save` of a path) into the store, after the very
+    /// checks a send makes ([`crate::outbound::check_file`]: allowed root, regular file, no
+    /// symlink, no hard link, `media.maxBytes`, others-read bit unless `allowOwnerOnly`). A
+    /// copy in the store can be sent, so a file `message` refuses is refused here too.
+    pub fn import_checked(
+        &self,
+        policy: &crate::OutboundPolicy,
+        path: &str,
+    ) -> Result<SavedMedia, MediaError> {
+        let mut checked = crate::outbound::check_file(
+            policy,
+            path,
+            crate::outbound::Purpose::Import {
+                limit: self.settings.max_bytes,
+            },
+        )?;
+        let name = checked.file_name.clone();
+        self.save_stream(&mut checked.file.file, Some(&name), None)
+            .map_err(|e| match e {
+                MediaError::TooLarge { limit, .. } => MediaError::TooLarge {
+                    what: path.to_string(),
+                    limit,
+                },
+                e => e,
+            })
+    }
+
+    /// Imports a host file by path (the CLI's `media save PATH`, run by the operator): its parent directory is
     /// opened as the root and the final component must not be a symlink.
     pub fn import_host_path(&self, path: &Path) -> Result<SavedMedia, MediaError> {
         let shown = path.to_string_lossy().into_owned();

@@ -106,7 +106,7 @@ fn a_0600_file_is_the_typed_seed_000_error_unless_allow_owner_only() {
         format!("File {shown} has mode 0600 and cannot be sent over an outbound channel.")
     );
     let hint = e.hint().unwrap();
-    for needle in ["chmod 644", "media save", "media_save", "allowOwnerOnly"] {
+    for needle in ["chmod 644", "carapace media save", "allowOwnerOnly"] {
         assert!(hint.contains(needle), "{needle} in {hint}");
     }
     assert_eq!(e.details()["mode"], "0600");

@@ -1,4 +1,10 @@
 //! Argument access with `BAD_REQUEST` errors that name the argument.
+//!
+//! Two kinds of string: **content** ([`Args::opt_str`]: file text, message text, patch input —
+//! any character, NUL included, is data) and **names** ([`Args::opt_name`] / [`Args::name`]:
+//! paths, commands, URLs, channels, targets, file names — things handed to the kernel or a
+//! parser as C strings, where a NUL byte would be cut or refused deep down). A NUL byte in a
+//! name is refused here, naming the argument, before anything runs.
 
 use serde_json::Value;
 
@@ -45,14 +51,31 @@ impl<'a> Args<'a> {
 
     /// A required string.
     pub(crate) fn str(&self, names: &[&str]) -> Result<&'a str, ToolError> {
-        self.opt_str(names)?.ok_or_else(|| {
-            ToolError::bad_request(format!(
-                "{}: missing required argument {:?}",
-                self.tool,
-                names.first().copied().unwrap_or("")
-            ))
-            .with_detail("argument", names.first().copied().unwrap_or(""))
-        })
+        self.opt_str(names)?.ok_or_else(|| self.missing(names))
+    }
+
+    fn missing(&self, names: &[&str]) -> ToolError {
+        ToolError::bad_request(format!(
+            "{}: missing required argument {:?}",
+            self.tool,
+            names.first().copied().unwrap_or("")
+        ))
+        .with_detail("argument", names.first().copied().unwrap_or(""))
+    }
+
+    /// An optional name (path, command, URL, id): a string without NUL bytes.
+    pub(crate) fn opt_name(&self, names: &[&str]) -> Result<Option<&'a str>, ToolError> {
+        for n in names {
+            if let Some(Value::String(s)) = self.get(n) {
+                no_nul(self.tool, n, s)?;
+            }
+        }
+        self.opt_str(names)
+    }
+
+    /// A required name.
+    pub(crate) fn name(&self, names: &[&str]) -> Result<&'a str, ToolError> {
+        self.opt_name(names)?.ok_or_else(|| self.missing(names))
     }
 
     /// An optional non-negative integer.
@@ -87,9 +110,12 @@ impl<'a> Args<'a> {
                             return Err(ToolError::bad_request(format!(
                                 "{}: {name}.{k} must be a string",
                                 self.tool
-                            )));
+                            ))
+                            .with_detail("argument", format!("{name}.{k}")));
                         }
                     };
+                    no_nul(self.tool, &format!("{name} (a key)"), k)?;
+                    no_nul(self.tool, &format!("{name}.{k}"), &s)?;
                     out.insert(k.clone(), s);
                 }
                 Ok(out)
@@ -97,7 +123,23 @@ impl<'a> Args<'a> {
             Some(_) => Err(ToolError::bad_request(format!(
                 "{}: argument {name:?} must be an object of strings",
                 self.tool
-            ))),
+            ))
+            .with_detail("argument", name)),
         }
+    }
+}
+
+/// `BAD_REQUEST` naming the argument when `value` holds a NUL byte.
+pub(crate) fn no_nul(tool: &str, argument: &str, value: &str) -> Result<(), ToolError> {
+    match value.find('\0') {
+        None => Ok(()),
+        Some(at) => Err(ToolError::bad_request(format!(
+            "{tool}: argument {argument:?} contains a NUL byte (at byte {at})"
+        ))
+        .with_hint(
+            "paths, commands, URLs, names and environment variables cannot contain NUL bytes",
+        )
+        .with_detail("argument", argument)
+        .with_detail("offset", at)),
     }
 }

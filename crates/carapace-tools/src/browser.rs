@@ -16,7 +16,6 @@ use carapace_browser::{
     save_capture,
 };
 use carapace_fs::Root;
-use carapace_media::{MediaSettings, MediaStore};
 use carapace_policy::ErrorCode;
 use carapace_policy::mounts::Access;
 use serde_json::{Value, json};
@@ -71,6 +70,14 @@ fn result(s: SavedCapture) -> Value {
 }
 
 pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
+    // Every string argument of the browser is a name (URL, selector, action): no NUL bytes.
+    if let Some(obj) = call.args.as_object() {
+        for (k, v) in obj {
+            if let Value::String(s) = v {
+                crate::args::no_nul("browser", k, s)?;
+            }
+        }
+    }
     let args: BrowserArgs = match &call.args {
         Value::Null => BrowserArgs::default(),
         v => serde_json::from_value(v.clone())
@@ -98,7 +105,7 @@ pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, Too
     let policy = svc.policy(workspace);
     let capture = svc.capture(&req, &policy).await?;
 
-    let store = MediaStore::open(MediaSettings::from_config(&ctx.config))?;
+    let store = ctx.media_store()?;
     let saved = tokio::task::spawn_blocking(move || save_capture(&store, &capture))
         .await
         .map_err(|e| ToolError::new(ErrorCode::Internal, e.to_string()))??;

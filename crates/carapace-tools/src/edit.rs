@@ -7,7 +7,7 @@ use carapace_policy::mounts::Access;
 use serde_json::{Value, json};
 
 use crate::args::Args;
-use crate::files::{read_options, target, write};
+use crate::files::{AtPath, read_options, target, write};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
@@ -28,7 +28,7 @@ pub(crate) fn spec() -> ToolSpec {
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     let a = Args::new("edit", &call.args)?;
-    let path = a.str(&["path", "file_path", "filePath"])?;
+    let path = a.name(&["path", "file_path", "filePath"])?;
     let old = a.str(&["oldText", "old_string"])?;
     let new = a.str(&["newText", "new_string"])?;
     if old.is_empty() {
@@ -38,7 +38,7 @@ pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError
     let t = target(&session, path, Access::Write)?;
     let mut opts = read_options(Some(ctx.config.file.tools.fs.max_read_bytes));
     opts.symlinks = SymlinkPolicy::RefuseFinal;
-    let bytes = t.root.read(&t.rel, &opts)?;
+    let bytes = t.root.read(&t.rel, &opts).at(&t.container_path)?;
     let text = String::from_utf8(bytes).map_err(|_| {
         ToolError::bad_request(format!("edit: {} is not UTF-8 text", t.container_path))
             .with_hint("use write with base64 for binary files")

@@ -30,11 +30,19 @@ pub(crate) fn spec() -> ToolSpec {
 pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     let a = Args::new("exec", &call.args)?;
     let params = ExecParams {
-        command: a.str(&["command", "cmd"])?.to_string(),
-        workdir: a.opt_str(&["workdir", "cwd"])?.map(str::to_string),
+        command: a.name(&["command", "cmd"])?.to_string(),
+        workdir: a.opt_name(&["workdir", "cwd"])?.map(str::to_string),
         env: a.opt_string_map("env")?,
         timeout_seconds: a.opt_u64("timeoutSeconds")?.or(a.opt_u64("timeout")?),
     };
+    for k in params.env.keys() {
+        if k.is_empty() || k.contains('=') {
+            return Err(ToolError::bad_request(format!(
+                "exec: environment variable name {k:?} is not valid (empty, or contains '=')"
+            ))
+            .with_detail("argument", format!("env.{k}")));
+        }
+    }
     let session = ctx.session(call)?;
     let timeout = carapace_sandbox::effective_timeout_seconds(&ctx.config, params.timeout_seconds);
     let out = ctx.sandboxes.exec(&ctx.config, &session, params).await?;

@@ -54,8 +54,23 @@ pub(crate) fn write(session: &Session, t: &Target, data: &[u8]) -> Result<WriteO
         }));
     }
     if let Some(parent) = t.rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-        t.root.mkdir_all(parent, session.new_dir_mode)?;
+        t.root
+            .mkdir_all(parent, session.new_dir_mode)
+            .at(&t.container_path)?;
     }
     let opts = WriteOptions::default().with_new_file_mode(session.new_file_mode);
-    Ok(t.root.write(&t.rel, data, &opts)?)
+    t.root.write(&t.rel, data, &opts).at(&t.container_path)
+}
+
+/// File-tool errors name the path the agent used: carapace-fs reports the path beneath the
+/// mount (`a.txt`), the agent said `/workspace/a.txt` (or `a.txt`, relative to it).
+pub(crate) trait AtPath<T> {
+    /// Maps an [`FsError`] to a [`ToolError`] naming `container_path`.
+    fn at(self, container_path: &str) -> Result<T, ToolError>;
+}
+
+impl<T> AtPath<T> for Result<T, FsError> {
+    fn at(self, container_path: &str) -> Result<T, ToolError> {
+        self.map_err(|e| ToolError::from(e.with_path(container_path)))
+    }
 }

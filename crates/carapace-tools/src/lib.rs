@@ -22,6 +22,7 @@ mod ls;
 mod media_save;
 pub mod message;
 mod read;
+pub mod sweep;
 mod write;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::ToolError;
+pub use sweep::{StagingSweeper, SweepSummary};
 
 /// One tool call, as every surface receives it.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -63,27 +65,58 @@ pub struct ToolContext {
     pub config: Arc<Config>,
     /// The sandbox runtime (backend selection, prepared directories).
     pub sandboxes: Arc<SandboxManager>,
+    /// Which roots have been swept of killed writes' staging files (see [`sweep`]).
+    pub sweeper: Arc<StagingSweeper>,
 }
 
 impl ToolContext {
-    /// A context with a fresh sandbox manager.
+    /// A context with a fresh sandbox manager and sweeper (a CLI invocation).
     pub fn new(config: Arc<Config>) -> ToolContext {
+        ToolContext::with_parts(
+            config,
+            Arc::new(SandboxManager::new()),
+            Arc::new(StagingSweeper::new()),
+        )
+    }
+
+    /// A context over long-lived parts (the gateway keeps them across config reloads).
+    pub fn with_parts(
+        config: Arc<Config>,
+        sandboxes: Arc<SandboxManager>,
+        sweeper: Arc<StagingSweeper>,
+    ) -> ToolContext {
         ToolContext {
             config,
-            sandboxes: Arc::new(SandboxManager::new()),
+            sandboxes,
+            sweeper,
         }
     }
 
-    /// The session a call runs in: policy resolved, mounts planned, directories ready.
+    /// The session a call runs in: policy resolved, mounts planned, directories ready, and
+    /// its writable mounts swept of killed writes' staging files the first time this process
+    /// opens them.
     pub fn session(&self, call: &ToolCall) -> Result<Session, ToolError> {
-        Ok(self.sandboxes.session(
+        let session = self.sandboxes.session(
             &self.config,
             &ResolveInput {
                 agent: call.agent_id.as_deref(),
                 channel: call.channel.as_deref(),
                 session_key: call.session_key.as_deref(),
             },
-        )?)
+        )?;
+        for m in session.table.mounts.iter().filter(|m| m.writable) {
+            self.sweeper.sweep_once(&m.host_path);
+        }
+        Ok(session)
+    }
+
+    /// The media store (created 0755 when missing), swept of staging files the first time.
+    pub(crate) fn media_store(&self) -> Result<carapace_media::MediaStore, ToolError> {
+        let store = carapace_media::MediaStore::open(carapace_media::MediaSettings::from_config(
+            &self.config,
+        ))?;
+        self.sweeper.sweep_once(store.dir());
+        Ok(store)
     }
 }
 

@@ -8,8 +8,10 @@
 //! Every file goes through the outbound reader of carapace-media (allowed roots → regular
 //! file, no symlink escape, not hardlinked → channel size limit → permission policy) **before
 //! anything is sent**; the fd that passed is the fd the channel streams. A `buffer`, and an
-//! http(s) URL given as a path, are saved through the media store first (0644; downloads with
-//! the private-address guard), then sent like any media file.
+//! http(s) URL given as a path (`HTTP://` too: schemes are case-insensitive), are saved through
+//! the media store first (0644; downloads with the private-address guard), then sent like any
+//! media file. Other schemes (`file:`, `data:`, `ftp://`, …) are refused, never read as paths
+//! (`carapace_media::media_ref`).
 //!
 //! Result: `channel`, `target`, `messageId`, `messageIds`, and per attachment `path`,
 //! `filename`, `mime`, `bytes`, `remoteId`.
@@ -19,16 +21,16 @@ use std::sync::Arc;
 use base64::Engine;
 use carapace_channels::from_config::adapter_from_config;
 use carapace_channels::{ChannelAdapter, OutboundMessage, Progress, Target};
-use carapace_media::{MediaSettings, MediaStore, OutboundPolicy, open_outbound};
+use carapace_media::{MediaRef, OutboundPolicy, media_ref, open_outbound};
 use serde_json::{Value, json};
 
-use crate::args::Args;
+use crate::args::{Args, no_nul};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
     ToolSpec {
         name: "message".into(),
-        description: "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE; save files with media_save to get 0644 copies.".into(),
+        description: "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE (chmod 644 a file meant to be shared; media_save applies the same checks). http(s) URLs are downloaded first; other URL schemes are refused.".into(),
         input_schema: json!({
             "type": "object",
             "properties": {
@@ -46,10 +48,6 @@ pub(crate) fn spec() -> ToolSpec {
             "required": ["target"]
         }),
     }
-}
-
-fn is_url(p: &str) -> bool {
-    p.starts_with("http://") || p.starts_with("https://")
 }
 
 /// Splits `MEDIA:<path>` lines out of a message: (remaining text, paths).
@@ -73,11 +71,17 @@ fn paths_arg(call: &ToolCall, names: &[&str]) -> Result<Vec<String>, ToolError> 
     for n in names {
         match obj.get(*n) {
             None | Some(Value::Null) => {}
-            Some(Value::String(s)) => out.push(s.clone()),
+            Some(Value::String(s)) => {
+                no_nul("message", n, s)?;
+                out.push(s.clone());
+            }
             Some(Value::Array(a)) => {
                 for v in a {
                     match v {
-                        Value::String(s) => out.push(s.clone()),
+                        Value::String(s) => {
+                            no_nul("message", n, s)?;
+                            out.push(s.clone());
+                        }
                         _ => {
                             return Err(ToolError::bad_request(format!(
                                 "message: {n} must be a path or a list of paths"
@@ -126,11 +130,11 @@ pub async fn send(
         }
     };
     let channel = a
-        .opt_str(&["channel"])?
+        .opt_name(&["channel"])?
         .map(str::to_string)
         .or_else(|| call.channel.clone())
         .unwrap_or_else(|| "inbox".to_string());
-    let target = Target::parse(a.str(&["target", "to"])?)?;
+    let target = Target::parse(a.name(&["target", "to"])?)?;
     let caption = a.opt_str(&["caption"])?.map(str::to_string);
     let mut text = a.opt_str(&["message", "text"])?.map(str::to_string);
     let mut paths;
@@ -160,7 +164,7 @@ pub async fn send(
                 .map_err(|e| {
                     ToolError::bad_request(format!("message: buffer is not valid base64: {e}"))
                 })?;
-            buffer = Some((bytes, a.opt_str(&["filename"])?.map(str::to_string)));
+            buffer = Some((bytes, a.opt_name(&["filename"])?.map(str::to_string)));
         }
     }
     let config = Arc::clone(&ctx.config);
@@ -168,15 +172,24 @@ pub async fn send(
     let session = ctx.session(call)?;
     let policy = OutboundPolicy::for_session(&config, &session.eff);
     let limit = adapter.max_attachment_bytes();
-    let needs_store = buffer.is_some() || paths.iter().any(|p| is_url(p));
-    if needs_store {
-        let store = MediaStore::open(MediaSettings::from_config(&config))?;
+    // http(s) URLs (any case) are URLs; other schemes are refused, not taken as paths.
+    let mut urls = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        if let MediaRef::Url(u) = media_ref::classify(p)? {
+            urls.push((i, u.to_string()));
+        }
+    }
+    if buffer.is_some() || !urls.is_empty() {
+        let store = ctx.media_store()?;
         // URLs are downloaded into the media store first (SSRF guard, caps), then sent from
         // there like any media file.
-        for p in paths.iter_mut() {
-            if is_url(p) {
-                *p = store.download(p).await?.path.to_string_lossy().into_owned();
-            }
+        for (i, u) in urls {
+            paths[i] = store
+                .download(&u)
+                .await?
+                .path
+                .to_string_lossy()
+                .into_owned();
         }
         if let Some((bytes, filename)) = buffer {
             let saved = store.save_bytes(&bytes, filename.as_deref(), None)?;

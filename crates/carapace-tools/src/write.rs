@@ -30,7 +30,7 @@ pub(crate) fn spec() -> ToolSpec {
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     let a = Args::new("write", &call.args)?;
-    let path = a.str(&["path", "file_path", "filePath"])?;
+    let path = a.name(&["path", "file_path", "filePath"])?;
     let data: Vec<u8> = match (a.opt_str(&["content"])?, a.opt_str(&["base64"])?) {
         (Some(c), None) => c.as_bytes().to_vec(),
         (None, Some(b)) => base64::engine::general_purpose::STANDARD

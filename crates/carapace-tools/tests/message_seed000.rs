@@ -1,7 +1,7 @@
 //! Seed 000 end to end at the tool layer, under `umask 077`, against a real Synapse (started
 //! by scripts/synapse.sh): PNGs made by `exec` (host and, with bubblewrap, in a session
 //! sandbox), by `write` and by `media_save` all arrive byte-identical; the same file at 0600 is
-//! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing is sent; `allowOwnerOnly` sends it;
+//! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing is sent (nor copied by `media_save`); `allowOwnerOnly` sends it;
 //! `/etc/hostname` and an `~/.ssh/id_ed25519`-like file are outside the roots; a FIFO named
 //! `shot.png` is refused without hanging. Also the inbox channel, which needs no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -185,10 +185,22 @@ async fn seed_000_over_a_real_synapse() {
     )
     .await;
     assert_eq!(w["mode"], "0644");
-    // 3. media_save of a private (0600) file gives a 0644 media file.
+    // 3. media_save applies the send's checks: a private (0600) file is refused like a send
+    //    of it would be (a copy in the media store is sendable); shared (0644), it is copied
+    //    into the store at 0644.
     let media_png = png("media");
     std::fs::write(e.ws.join("private.png"), &media_png).unwrap();
     assert_eq!(mode(&e.ws.join("private.png")), 0o600, "umask 077 at work");
+    let refused = call(&e, S, "media_save", json!({"path": "private.png"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::OutboundMediaPermsTooRestrictive);
+    assert_eq!(refused.0.details["path"], "private.png");
+    std::fs::set_permissions(
+        e.ws.join("private.png"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let saved = ok(&e, S, "media_save", json!({"path": "private.png"})).await;
     assert_eq!(saved["mode"], "0644");
     assert_eq!(saved["mime"], "image/png");
