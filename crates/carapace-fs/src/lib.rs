@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+mod append;
 mod atomic_write;
 mod error;
 mod meta;
@@ -32,6 +33,7 @@ mod resolve_fallback;
 mod resolve_openat2;
 mod root;
 
+pub use append::{AppendFile, AppendOptions, DEFAULT_MAX_RECORD_BYTES};
 pub use atomic_write::STAGING_PREFIX;
 pub use error::FsError;
 pub use meta::{DirEntryMeta, FileKind, FileMeta};
