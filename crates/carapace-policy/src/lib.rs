@@ -10,6 +10,7 @@ pub mod error;
 pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};
 pub mod binds;
 pub mod config;
+pub mod models;
 pub mod mounts;
 pub mod resolve;
 pub mod session;
