@@ -233,7 +233,11 @@ fn concurrent_writers_never_tear_or_interleave_records() {
         }
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let w = v["w"].as_u64().unwrap() as usize;
-        assert_eq!(v["i"].as_u64().unwrap() as usize, next[w], "order per writer");
+        assert_eq!(
+            v["i"].as_u64().unwrap() as usize,
+            next[w],
+            "order per writer"
+        );
         assert_eq!(v["pad"].as_str().unwrap().len(), 100 + w * 37);
         next[w] += 1;
         lines += 1;
