@@ -30,7 +30,12 @@ pub(crate) struct Fitted {
 
 /// Fits `history` (whose current turn starts at `current_start`) into `budget` tokens, of
 /// which `fixed` are taken by the system prompt and tool schemas.
-pub(crate) fn fit(history: &[Message], current_start: usize, fixed: usize, budget: usize) -> Fitted {
+pub(crate) fn fit(
+    history: &[Message],
+    current_start: usize,
+    fixed: usize,
+    budget: usize,
+) -> Fitted {
     let mut msgs: Vec<Message> = history.to_vec();
     let sum = |m: &[Message]| fixed + m.iter().map(Message::estimate_tokens).sum::<usize>();
     let before = sum(&msgs);

@@ -90,9 +90,10 @@ impl CarapaceError for AgentError {
         Some(match self {
             AgentError::ModelNotConfigured { hint, .. } => hint.clone(),
             AgentError::Model { last, .. } => last.hint(),
-            AgentError::LimitReached { limit: "rounds", .. } => {
-                "the model kept calling tools; ask for a smaller step, or raise the round limit".into()
-            }
+            AgentError::LimitReached {
+                limit: "rounds", ..
+            } => "the model kept calling tools; ask for a smaller step, or raise the round limit"
+                .into(),
             AgentError::LimitReached { .. } => {
                 "raise agents.defaults.timeoutSeconds, or ask for a smaller step".into()
             }

@@ -11,8 +11,8 @@
 //!
 //! The loop is `turn.rs`; what it writes before acting on it is described there.
 
-pub mod error;
 mod context;
+pub mod error;
 mod guard;
 pub mod message;
 pub mod observe;

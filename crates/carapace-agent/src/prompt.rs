@@ -56,14 +56,21 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
              read the hint and recover (for example, save a file with media_save before sending it) instead of giving up.\n",
         );
     }
-    s.push_str("\n## Workspace\nYour working directory is /workspace; relative paths are relative to it.");
+    s.push_str(
+        "\n## Workspace\nYour working directory is /workspace; relative paths are relative to it.",
+    );
     match p.sandboxed {
-        Some(true) => s.push_str(" Commands run in a sandbox that sees only the mounted workspace."),
+        Some(true) => {
+            s.push_str(" Commands run in a sandbox that sees only the mounted workspace.")
+        }
         Some(false) => s.push_str(" Commands run on the host, in the agent workspace."),
         None => {}
     }
     s.push('\n');
-    s.push_str(&format!("\n## Current date & time\n{} (UTC)\n", crate::time::now_rfc3339()));
+    s.push_str(&format!(
+        "\n## Current date & time\n{} (UTC)\n",
+        crate::time::now_rfc3339()
+    ));
     if let Some(extra) = p.extra.filter(|e| !e.trim().is_empty()) {
         s.push_str("\n## Instructions\n");
         s.push_str(extra.trim());
@@ -117,7 +124,9 @@ pub(crate) fn bootstrap(workspace: &Path, settings: &AgentRunSettings) -> Bootst
                 continue;
             }
         };
-        let text = strip_front_matter(&String::from_utf8_lossy(&bytes)).trim().to_string();
+        let text = strip_front_matter(&String::from_utf8_lossy(&bytes))
+            .trim()
+            .to_string();
         if text.is_empty() || total_left == 0 {
             out.truncated |= total_left == 0 && !text.is_empty();
             continue;

@@ -99,7 +99,11 @@ pub(crate) async fn call_chain(
             let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (outcome, status, usage) = match &result {
                 Ok(c) => ("ok".to_string(), None, c.usage),
-                Err(e) => (e.code().as_str().to_string(), e.status(), Default::default()),
+                Err(e) => (
+                    e.code().as_str().to_string(),
+                    e.status(),
+                    Default::default(),
+                ),
             };
             ctx.observer.model_call(&ModelCallRecord {
                 session_key: ctx.session_key.to_string(),

@@ -27,10 +27,10 @@ use crate::observe::{LiveEvent, NoObserver, Observer};
 use crate::prompt::{PromptInput, system_prompt};
 use crate::provider::{HttpSettings, ProviderError, provider_for};
 use crate::retry::{Candidate, RetryPolicy};
+use crate::time::now_rfc3339;
 use crate::tools::{SessionInfo, ToolExecutor};
 use crate::transcript::{Event, SessionStore, TurnStatus, history};
 use crate::turn::{LoadedSession, ProviderCache, TurnEnv, TurnOutcome, api_name};
-use crate::time::now_rfc3339;
 
 /// Knobs of the runtime that the configuration does not carry.
 #[derive(Debug, Clone)]
@@ -237,7 +237,9 @@ impl AgentRuntime {
                 cancelled: self.stop(&req.session_key),
             }),
             "/new" | "/reset" => Ok(Reply::Reset {
-                session_id: self.reset(&req.session_key, req.agent_id.as_deref()).await?,
+                session_id: self
+                    .reset(&req.session_key, req.agent_id.as_deref())
+                    .await?,
             }),
             _ => self.run_turn(req).await.map(Reply::Turn),
         }
@@ -245,7 +247,11 @@ impl AgentRuntime {
 
     fn lane(&self, key: &str) -> Arc<Lane> {
         let mut lanes = lock(&self.inner.lanes);
-        Arc::clone(lanes.entry(key.to_string()).or_insert_with(|| Arc::new(Lane::new())))
+        Arc::clone(
+            lanes
+                .entry(key.to_string())
+                .or_insert_with(|| Arc::new(Lane::new())),
+        )
     }
 
     /// Cancels the session's running turn and every turn queued behind it. True when there was
@@ -269,7 +275,11 @@ impl AgentRuntime {
 
     /// `/new`: stops the session's turns, then points the key at a fresh session. Returns the
     /// new session id.
-    pub async fn reset(&self, session_key: &str, agent_id: Option<&str>) -> Result<String, AgentError> {
+    pub async fn reset(
+        &self,
+        session_key: &str,
+        agent_id: Option<&str>,
+    ) -> Result<String, AgentError> {
         let lane = self.lane(session_key);
         lane.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some((tok, reason)) = lock(&lane.running).as_ref() {
@@ -304,6 +314,19 @@ impl AgentRuntime {
     /// Number of sessions held in memory.
     pub fn loaded_sessions(&self) -> usize {
         lock(&self.inner.lanes).len()
+    }
+
+    /// Messages waiting behind the session's running turn.
+    pub fn queued(&self, session_key: &str) -> usize {
+        lock(&self.inner.lanes)
+            .get(session_key)
+            .map_or(0, |l| l.waiting.load(Ordering::SeqCst))
+    }
+
+    /// Turns running now (holding one of the `maxConcurrent` slots).
+    pub fn running(&self) -> usize {
+        (self.inner.models.max_concurrent.max(1) as usize)
+            .saturating_sub(self.inner.global.available_permits())
     }
 
     /// Runs one turn: waits for the session's lane and a global slot, then runs it to a final
@@ -406,7 +429,12 @@ impl AgentRuntime {
                 text: req.text.clone(),
             });
         }
-        user.extend(req.images.iter().cloned().map(|image| ContentPart::Image { image }));
+        user.extend(
+            req.images
+                .iter()
+                .cloned()
+                .map(|image| ContentPart::Image { image }),
+        );
         let env = TurnEnv {
             session: &session,
             chain,
@@ -433,14 +461,20 @@ impl AgentRuntime {
     }
 
     /// The model chain of a turn, every provider built (or its error kept for its attempt).
-    fn chain(&self, agent_id: &str, override_ref: Option<&str>) -> Result<Vec<Candidate>, AgentError> {
+    fn chain(
+        &self,
+        agent_id: &str,
+        override_ref: Option<&str>,
+    ) -> Result<Vec<Candidate>, AgentError> {
         let models = &self.inner.models;
         let refs: Vec<ModelRef> = match override_ref {
             Some(s) => {
-                let r = models.resolve_ref(s).map_err(|m| AgentError::ModelNotConfigured {
-                    message: format!("model {s:?}: {m}"),
-                    hint: "name a configured model as \"provider/model\"".into(),
-                })?;
+                let r = models
+                    .resolve_ref(s)
+                    .map_err(|m| AgentError::ModelNotConfigured {
+                        message: format!("model {s:?}: {m}"),
+                        hint: "name a configured model as \"provider/model\"".into(),
+                    })?;
                 if !models.override_allowed(agent_id, &r) {
                     return Err(AgentError::ModelNotConfigured {
                         message: format!("model {r} is not allowed for agent {agent_id} by modelPolicy.allow"),

@@ -30,9 +30,9 @@ use crate::observe::{LiveEvent, Observer};
 use crate::prompt::cut_chars;
 use crate::provider::ModelRequest;
 use crate::retry::{CallCtx, Candidate, RetryPolicy, call_chain};
+use crate::time::now_rfc3339;
 use crate::tools::{SessionInfo, ToolExecutor};
 use crate::transcript::{Event, TranscriptWriter, TurnStatus};
-use crate::time::now_rfc3339;
 
 /// A session's state in memory between turns.
 pub(crate) struct LoadedSession {
@@ -342,7 +342,10 @@ async fn run_tool(
     if let Some(raw) = &call.invalid_arguments {
         return Ok(Err(ErrorEnvelope::new(
             ErrorCode::BadRequest,
-            format!("the arguments of this {} call are not a JSON object", call.name),
+            format!(
+                "the arguments of this {} call are not a JSON object",
+                call.name
+            ),
         )
         .with_hint("call the tool again with a JSON object matching its schema")
         .with_detail("arguments", cut_chars(raw, 200).0)));

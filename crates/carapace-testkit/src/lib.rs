@@ -90,7 +90,8 @@ pub fn synapse_url() -> Option<String> {
 /// (ending in `/v1`) and the model id it serves.
 pub fn llama_server() -> Option<(String, String)> {
     let url = std::env::var("CARAPACE_TEST_LLAMA_URL").ok();
-    let model = std::env::var("CARAPACE_TEST_LLAMA_MODEL").unwrap_or_else(|_| "smollm2-135m".into());
+    let model =
+        std::env::var("CARAPACE_TEST_LLAMA_MODEL").unwrap_or_else(|_| "smollm2-135m".into());
     if require(
         "llama.cpp server",
         url.is_some(),

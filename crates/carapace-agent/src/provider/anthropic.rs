@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::http::{self, Outgoing};
-use super::{EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture};
+use super::{
+    EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture,
+};
 use crate::message::{ContentPart, Message, ToolChoice};
 
 /// The API version carapace speaks.
@@ -32,7 +34,11 @@ pub struct AnthropicProvider {
 
 impl AnthropicProvider {
     /// A client for model `m` of provider `p`.
-    pub fn new(p: &ProviderConfig, m: &ModelDefinition, client: reqwest::Client) -> AnthropicProvider {
+    pub fn new(
+        p: &ProviderConfig,
+        m: &ModelDefinition,
+        client: reqwest::Client,
+    ) -> AnthropicProvider {
         let mut unset = Vec::new();
         let key = match &p.api_key {
             Some(k) => match k.expose() {
@@ -153,7 +159,8 @@ fn messages(msgs: &[Message], images: bool) -> Value {
                 is_error,
                 ..
             } => {
-                let mut b = json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
+                let mut b =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
                 if *is_error {
                     b["is_error"] = json!(true);
                 }
@@ -195,7 +202,11 @@ impl Provider for AnthropicProvider {
                     message: format!(
                         "provider {} needs {}, which is not set",
                         self.id,
-                        self.unset.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
+                        self.unset
+                            .iter()
+                            .map(|v| format!("${{{v}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -241,7 +252,10 @@ fn finish_of(v: &Value) -> Option<FinishReason> {
 
 fn error_event(provider: &str, v: &Value) -> ProviderError {
     let kind = v["error"]["type"].as_str().unwrap_or("");
-    let message = v["error"]["message"].as_str().unwrap_or("error").to_string();
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or("error")
+        .to_string();
     let status = match kind {
         "overloaded_error" => Some(529),
         "api_error" => Some(500),
@@ -438,7 +452,9 @@ fn event_into(
             }
         }
         "message_stop" => {
-            out.push(Ok(ModelEvent::Finish(st.finish.unwrap_or(FinishReason::Stop))));
+            out.push(Ok(ModelEvent::Finish(
+                st.finish.unwrap_or(FinishReason::Stop),
+            )));
             return true;
         }
         "error" => {

@@ -31,7 +31,10 @@ impl Default for HttpSettings {
     }
 }
 
-pub(crate) fn client(s: &HttpSettings, p: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
+pub(crate) fn client(
+    s: &HttpSettings,
+    p: &ProviderConfig,
+) -> Result<reqwest::Client, ProviderError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(s.connect_timeout)
         .read_timeout(s.read_timeout)
@@ -87,7 +90,10 @@ pub(crate) async fn post(o: Outgoing<'_>) -> Result<reqwest::Response, ProviderE
     for (k, v) in &o.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
-    let resp = rb.send().await.map_err(|e| transport(o.provider, &e, o.secrets))?;
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| transport(o.provider, &e, o.secrets))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);

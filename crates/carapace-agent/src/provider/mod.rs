@@ -148,7 +148,9 @@ impl ProviderError {
                 _ => ErrorCode::ModelRejected,
             },
             ProviderError::Transport { .. } => ErrorCode::ModelUnavailable,
-            ProviderError::Protocol { truncated: true, .. } => ErrorCode::ModelUnavailable,
+            ProviderError::Protocol {
+                truncated: true, ..
+            } => ErrorCode::ModelUnavailable,
             ProviderError::Protocol { .. } => ErrorCode::ModelRejected,
             ProviderError::NotConfigured { .. } => ErrorCode::ModelNotConfigured,
         }

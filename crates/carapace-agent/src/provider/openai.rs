@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::http::{self, Outgoing};
-use super::{EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture};
+use super::{
+    EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture,
+};
 use crate::message::{ContentPart, Message, ToolChoice};
 
 /// A client for one OpenAI-compatible model.
@@ -94,7 +96,8 @@ impl OpenAiProvider {
                     content,
                     ..
                 } => {
-                    let mut msg = json!({"role": "tool", "tool_call_id": call_id, "content": content});
+                    let mut msg =
+                        json!({"role": "tool", "tool_call_id": call_id, "content": content});
                     if self.model.compat.requires_tool_result_name {
                         msg["name"] = json!(name);
                     }
@@ -150,7 +153,11 @@ fn user_content(parts: &[ContentPart], images: bool) -> Value {
             text.push("[an image was attached, but this model does not accept images]");
         }
         let joined = text.join("\n");
-        return Value::from(if joined.is_empty() { " ".to_string() } else { joined });
+        return Value::from(if joined.is_empty() {
+            " ".to_string()
+        } else {
+            joined
+        });
     }
     parts
         .iter()
@@ -174,7 +181,11 @@ impl Provider for OpenAiProvider {
                     message: format!(
                         "provider {} needs {}, which is not set",
                         self.id,
-                        self.unset.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
+                        self.unset
+                            .iter()
+                            .map(|v| format!("${{{v}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -266,11 +277,19 @@ fn parse_whole(provider: &str, v: &Value) -> Result<Vec<ModelEvent>, ProviderErr
         }
         _ => {}
     }
-    for (i, c) in msg["tool_calls"].as_array().into_iter().flatten().enumerate() {
+    for (i, c) in msg["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         out.push(ModelEvent::ToolCallStart {
             index: i,
             id: c["id"].as_str().unwrap_or_default().to_string(),
-            name: c["function"]["name"].as_str().unwrap_or_default().to_string(),
+            name: c["function"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         });
         let args = match &c["function"]["arguments"] {
             Value::String(s) => s.clone(),
@@ -318,7 +337,11 @@ impl Calls {
                     self.ids.len() - 1
                 }
             },
-            _ => self.ids.len().saturating_sub(1).max(pos.min(self.ids.len())),
+            _ => self
+                .ids
+                .len()
+                .saturating_sub(1)
+                .max(pos.min(self.ids.len())),
         }
     }
 }
@@ -357,7 +380,9 @@ fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> Ev
                     }
                     Some(Ok(ev)) if ev.data.trim() == "[DONE]" => {
                         ended = true;
-                        out.push(Ok(ModelEvent::Finish(st.finish.unwrap_or(FinishReason::Stop))));
+                        out.push(Ok(ModelEvent::Finish(
+                            st.finish.unwrap_or(FinishReason::Stop),
+                        )));
                     }
                     Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
                         Err(e) => {
@@ -393,7 +418,12 @@ fn chunk_events(v: &Value, st: &mut St, out: &mut Vec<Result<ModelEvent, Provide
         {
             out.push(Ok(ModelEvent::TextDelta(t.to_string())));
         }
-        for (pos, c) in delta["tool_calls"].as_array().into_iter().flatten().enumerate() {
+        for (pos, c) in delta["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let index = st.calls.index_of(pos, c);
             let id = c["id"].as_str().unwrap_or_default();
             let name = c["function"]["name"].as_str().unwrap_or_default();

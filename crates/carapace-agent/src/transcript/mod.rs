@@ -205,7 +205,11 @@ pub(crate) struct TranscriptWriter {
 }
 
 impl TranscriptWriter {
-    pub(crate) fn open(root: &Root, rel: &Path, durable: bool) -> Result<TranscriptWriter, AgentError> {
+    pub(crate) fn open(
+        root: &Root,
+        rel: &Path,
+        durable: bool,
+    ) -> Result<TranscriptWriter, AgentError> {
         let file = root
             .open_append(rel, &AppendOptions::default().with_durable(durable))
             .map_err(AgentError::storage)?;

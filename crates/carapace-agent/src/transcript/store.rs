@@ -125,7 +125,10 @@ impl SessionStore {
         if create {
             let state = open_or_create_dir(&self.state_dir)?;
             state.mkdir_all(&rel, 0o700).map_err(AgentError::storage)?;
-            return state.open_subdir(&rel).map(Some).map_err(AgentError::storage);
+            return state
+                .open_subdir(&rel)
+                .map(Some)
+                .map_err(AgentError::storage);
         }
         let Ok(state) = Root::open(&self.state_dir) else {
             return Ok(None);
@@ -173,7 +176,11 @@ impl SessionStore {
     }
 
     /// Opens (or creates) the current session of `session_key` for a turn.
-    pub(crate) fn open(&self, session_key: &str, agent_id: &str) -> Result<OpenSession, AgentError> {
+    pub(crate) fn open(
+        &self,
+        session_key: &str,
+        agent_id: &str,
+    ) -> Result<OpenSession, AgentError> {
         let root = self.dir(agent_id, true)?.ok_or_else(|| {
             AgentError::BadRequest(format!("no sessions directory for agent {agent_id}"))
         })?;
@@ -226,7 +233,12 @@ impl SessionStore {
     }
 
     /// Records that a turn of `session_key` ran.
-    pub(crate) fn touch(&self, session_key: &str, agent_id: &str, turns: u64) -> Result<(), AgentError> {
+    pub(crate) fn touch(
+        &self,
+        session_key: &str,
+        agent_id: &str,
+        turns: u64,
+    ) -> Result<(), AgentError> {
         let Some(root) = self.dir(agent_id, false)? else {
             return Ok(());
         };
@@ -291,7 +303,11 @@ impl SessionStore {
     }
 
     /// The current transcript of a session; `NOT_FOUND`-like `BAD_REQUEST` when there is none.
-    pub fn show(&self, session_key: &str, agent_id: Option<&str>) -> Result<SessionView, AgentError> {
+    pub fn show(
+        &self,
+        session_key: &str,
+        agent_id: Option<&str>,
+    ) -> Result<SessionView, AgentError> {
         let agent = Self::agent_of(session_key, agent_id);
         let root = self
             .dir(&agent, false)?
@@ -312,7 +328,11 @@ impl SessionStore {
     /// Points `session_key` at a fresh session id (the old transcript stays on disk). Returns
     /// the new id, or `None` when the key had no session. The runtime's `reset` also stops a
     /// running turn first; this one is for when no runtime runs (the CLI).
-    pub fn reset(&self, session_key: &str, agent_id: Option<&str>) -> Result<Option<String>, AgentError> {
+    pub fn reset(
+        &self,
+        session_key: &str,
+        agent_id: Option<&str>,
+    ) -> Result<Option<String>, AgentError> {
         let agent = Self::agent_of(session_key, agent_id);
         let Some(root) = self.dir(&agent, false)? else {
             return Ok(None);

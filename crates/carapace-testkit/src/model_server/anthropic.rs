@@ -44,7 +44,9 @@ pub(crate) fn validate(headers: &BTreeMap<String, String>, body: &Value, raw: &s
     let mut p = Vec::new();
     match headers.get("anthropic-version") {
         Some(v) if v == "2023-06-01" || v == "2023-01-01" => {}
-        v => p.push(format!("anthropic-version header must be set (2023-06-01), got {v:?}")),
+        v => p.push(format!(
+            "anthropic-version header must be set (2023-06-01), got {v:?}"
+        )),
     }
     if !headers
         .get("content-type")
@@ -64,10 +66,16 @@ pub(crate) fn validate(headers: &BTreeMap<String, String>, body: &Value, raw: &s
             p.push(format!("{k}: Extra inputs are not permitted"));
         }
     }
-    if !o.get("model").is_some_and(|m| m.as_str().is_some_and(|s| !s.is_empty())) {
+    if !o
+        .get("model")
+        .is_some_and(|m| m.as_str().is_some_and(|s| !s.is_empty()))
+    {
         p.push("model: field required (a non-empty string)".into());
     }
-    if !o.get("max_tokens").is_some_and(|m| m.as_u64().is_some_and(|n| n > 0)) {
+    if !o
+        .get("max_tokens")
+        .is_some_and(|m| m.as_u64().is_some_and(|n| n > 0))
+    {
         p.push("max_tokens: field required (a positive integer)".into());
     }
     if let Some(s) = o.get("stream")
@@ -90,8 +98,13 @@ pub(crate) fn validate(headers: &BTreeMap<String, String>, body: &Value, raw: &s
     if let Some(tc) = o.get("tool_choice") {
         match tc["type"].as_str() {
             Some("auto" | "any" | "none") => {}
-            Some("tool") if tc["name"].as_str().is_some_and(|n| names.iter().any(|x| x == n)) => {}
-            _ => p.push(format!("tool_choice {tc} is not auto/any/none or a named offered tool")),
+            Some("tool")
+                if tc["name"]
+                    .as_str()
+                    .is_some_and(|n| names.iter().any(|x| x == n)) => {}
+            _ => p.push(format!(
+                "tool_choice {tc} is not auto/any/none or a named offered tool"
+            )),
         }
         if names.is_empty() && tc["type"] != "none" {
             p.push("tool_choice requires tools".into());
@@ -118,7 +131,15 @@ fn check_tools(tools: Option<&Value>, p: &mut Vec<String>) -> Vec<String> {
             continue;
         };
         for k in o.keys() {
-            if !["name", "description", "input_schema", "cache_control", "type"].contains(&k.as_str()) {
+            if ![
+                "name",
+                "description",
+                "input_schema",
+                "cache_control",
+                "type",
+            ]
+            .contains(&k.as_str())
+            {
                 p.push(format!("{path}.{k}: Extra inputs are not permitted"));
             }
         }
@@ -129,7 +150,9 @@ fn check_tools(tools: Option<&Value>, p: &mut Vec<String>) -> Vec<String> {
                 }
                 names.push(n.to_string());
             }
-            n => p.push(format!("{path}.name {n:?} must match ^[a-zA-Z0-9_-]{{1,64}}$")),
+            n => p.push(format!(
+                "{path}.name {n:?} must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )),
         }
         match o.get("input_schema") {
             Some(s) => check_parameters(s, &format!("{path}.input_schema"), p),
@@ -163,7 +186,9 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
             p.push("messages[0] must be a user message".into());
         }
         if role == prev_role {
-            p.push(format!("{path}: roles must alternate (two {role} messages in a row)"));
+            p.push(format!(
+                "{path}: roles must alternate (two {role} messages in a row)"
+            ));
         }
         let blocks: Vec<Value> = match o.get("content") {
             Some(Value::String(s)) => {
@@ -174,7 +199,9 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
             }
             Some(Value::Array(a)) if !a.is_empty() => a.clone(),
             c => {
-                p.push(format!("{path}.content must be a non-empty string or array of blocks, got {c:?}"));
+                p.push(format!(
+                    "{path}.content must be a non-empty string or array of blocks, got {c:?}"
+                ));
                 Vec::new()
             }
         };
@@ -240,26 +267,41 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
                                 }
                             }
                         }
-                        Some(v) => p.push(format!("{bp}.content must be a string or blocks, got {v}")),
+                        Some(v) => {
+                            p.push(format!("{bp}.content must be a string or blocks, got {v}"))
+                        }
                     }
                 }
-                (r, t) => p.push(format!("{bp}: block type {t:?} is not allowed in a {r} message")),
+                (r, t) => p.push(format!(
+                    "{bp}: block type {t:?} is not allowed in a {r} message"
+                )),
             }
         }
         if !to_answer.is_empty() {
-            let missing: Vec<&String> = to_answer.iter().filter(|id| !answered.contains(id)).collect();
+            let missing: Vec<&String> = to_answer
+                .iter()
+                .filter(|id| !answered.contains(id))
+                .collect();
             if role != "user" || !missing.is_empty() {
                 p.push(format!(
                     "{path}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message",
                     missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 ));
             } else if answered != to_answer {
-                p.push(format!("{path}: tool_result blocks must answer the tool_use blocks in order"));
+                p.push(format!(
+                    "{path}: tool_result blocks must answer the tool_use blocks in order"
+                ));
             }
         } else if !answered.is_empty() && role == "user" && prev_role != "assistant" {
-            p.push(format!("{path}: tool_result without a preceding assistant tool_use"));
+            p.push(format!(
+                "{path}: tool_result without a preceding assistant tool_use"
+            ));
         }
-        to_answer = if role == "assistant" { uses } else { Vec::new() };
+        to_answer = if role == "assistant" {
+            uses
+        } else {
+            Vec::new()
+        };
         prev_role = if role == "user" { "user" } else { "assistant" };
     }
     if !to_answer.is_empty() {
@@ -274,18 +316,26 @@ fn check_image(b: &Value, path: &str, p: &mut Vec<String>) {
     let s = &b["source"];
     match s["type"].as_str() {
         Some("base64") => {
-            if !s["media_type"]
-                .as_str()
-                .is_some_and(|m| ["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&m))
-            {
-                p.push(format!("{path}.source.media_type must be image/jpeg, png, gif or webp"));
+            if !s["media_type"].as_str().is_some_and(|m| {
+                ["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&m)
+            }) {
+                p.push(format!(
+                    "{path}.source.media_type must be image/jpeg, png, gif or webp"
+                ));
             }
-            if !s["data"].as_str().is_some_and(|d| !d.is_empty() && !d.starts_with("data:")) {
-                p.push(format!("{path}.source.data must be bare base64 (no data: prefix)"));
+            if !s["data"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty() && !d.starts_with("data:"))
+            {
+                p.push(format!(
+                    "{path}.source.data must be bare base64 (no data: prefix)"
+                ));
             }
         }
         Some("url") if s["url"].is_string() => {}
-        _ => p.push(format!("{path}.source must be {{type: base64, media_type, data}} or {{type: url, url}}")),
+        _ => p.push(format!(
+            "{path}.source must be {{type: base64, media_type, data}} or {{type: url, url}}"
+        )),
     }
 }
 

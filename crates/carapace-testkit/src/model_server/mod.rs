@@ -176,7 +176,10 @@ impl Seen {
 
     /// The messages array.
     pub fn messages(&self) -> Vec<Value> {
-        self.body["messages"].as_array().cloned().unwrap_or_default()
+        self.body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The text of every user message (not tool results), in order.
@@ -471,7 +474,10 @@ impl ModelServer {
     pub fn assert_clean(&self) {
         let v = self.violations();
         if !v.is_empty() {
-            panic!("the model server saw wire-format violations:\n- {}", v.join("\n- "));
+            panic!(
+                "the model server saw wire-format violations:\n- {}",
+                v.join("\n- ")
+            );
         }
     }
 }
@@ -482,7 +488,10 @@ impl Drop for ModelServer {
         self.task.abort();
         let v = self.violations();
         if !v.is_empty() && !std::thread::panicking() {
-            panic!("the model server saw wire-format violations:\n- {}", v.join("\n- "));
+            panic!(
+                "the model server saw wire-format violations:\n- {}",
+                v.join("\n- ")
+            );
         }
     }
 }
@@ -527,7 +536,10 @@ async fn handle(
         return violation(
             &st,
             404,
-            format!("request #{index}: {method} {} (expected POST {want_path})", uri.path()),
+            format!(
+                "request #{index}: {method} {} (expected POST {want_path})",
+                uri.path()
+            ),
         );
     }
     // Authentication first, as the real APIs do: a wrong key is a 401, not a violation.
@@ -556,10 +568,19 @@ async fn handle(
         index,
     };
     let step = lock(&st.script).pop_front();
+    // An assertion inside a step fails the test (as a violation), not just the connection.
+    let run = |s: &Step| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (s.0)(&seen))).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a script step panicked".into())
+        })
+    };
     let reply = match step {
-        Some(s) => (s.0)(&seen),
+        Some(s) => run(&s),
         None => match lock(&st.repeat).as_ref() {
-            Some(s) => (s.0)(&seen),
+            Some(s) => run(s),
             None => {
                 return violation(
                     &st,
@@ -569,7 +590,14 @@ async fn handle(
             }
         },
     };
-    render(&st, &seen, reply)
+    match reply {
+        Ok(reply) => render(&st, &seen, reply),
+        Err(msg) => violation(
+            &st,
+            500,
+            format!("request #{index}: script step failed: {msg}"),
+        ),
+    }
 }
 
 fn violation(st: &State, status: u16, message: String) -> Response {

@@ -72,7 +72,10 @@ pub(crate) fn validate(headers: &BTreeMap<String, String>, body: &Value, raw: &s
             p.push(format!("Unrecognized request argument supplied: {k}"));
         }
     }
-    if !o.get("model").is_some_and(|m| m.as_str().is_some_and(|s| !s.is_empty())) {
+    if !o
+        .get("model")
+        .is_some_and(|m| m.as_str().is_some_and(|s| !s.is_empty()))
+    {
         p.push("model must be a non-empty string".into());
     }
     let stream = match o.get("stream") {
@@ -118,7 +121,9 @@ pub(crate) fn validate(headers: &BTreeMap<String, String>, body: &Value, raw: &s
                     && c["function"]["name"]
                         .as_str()
                         .is_some_and(|n| tool_names.iter().any(|t| t == n)) => {}
-            v => p.push(format!("tool_choice {v} is not none/auto/required or a named offered function")),
+            v => p.push(format!(
+                "tool_choice {v} is not none/auto/required or a named offered function"
+            )),
         }
     }
     if o.contains_key("parallel_tool_calls") && tool_names.is_empty() {
@@ -170,7 +175,9 @@ fn check_tools(tools: Option<&Value>, p: &mut Vec<String>) -> Vec<String> {
                 }
                 names.push(n.to_string());
             }
-            n => p.push(format!("{path}.function.name {n:?} must match ^[a-zA-Z0-9_-]{{1,64}}$")),
+            n => p.push(format!(
+                "{path}.function.name {n:?} must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )),
         }
         if let Some(d) = fo.get("description")
             && !d.is_string()
@@ -207,7 +214,9 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
             "assistant" => &["role", "content", "name", "tool_calls", "refusal", "audio"],
             "tool" => &["role", "content", "tool_call_id", "name"],
             r => {
-                p.push(format!("{path}.role {r:?} is not system/developer/user/assistant/tool"));
+                p.push(format!(
+                    "{path}.role {r:?} is not system/developer/user/assistant/tool"
+                ));
                 continue;
             }
         };
@@ -224,7 +233,9 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
                 let calls = o.get("tool_calls");
                 if content.is_null() {
                     if calls.is_none() {
-                        p.push(format!("{path}: content is required unless tool_calls is set"));
+                        p.push(format!(
+                            "{path}: content is required unless tool_calls is set"
+                        ));
                     }
                 } else {
                     text_content(content, &path, p, calls.is_some());
@@ -256,7 +267,9 @@ fn check_messages(msgs: &[Value], p: &mut Vec<String>) {
                                 }
                             }
                         }
-                        _ => p.push(format!("{path}.tool_calls must be a non-empty array (omit it)")),
+                        _ => p.push(format!(
+                            "{path}.tool_calls must be a non-empty array (omit it)"
+                        )),
                     }
                 }
             }
@@ -297,11 +310,15 @@ fn text_content(c: &Value, path: &str, p: &mut Vec<String>, empty_ok: bool) {
         Value::Array(parts) => {
             for (i, part) in parts.iter().enumerate() {
                 if part["type"] != "text" || !part["text"].is_string() {
-                    p.push(format!("{path}.content[{i}] must be a text part {{type: \"text\", text}}"));
+                    p.push(format!(
+                        "{path}.content[{i}] must be a text part {{type: \"text\", text}}"
+                    ));
                 }
             }
         }
-        v => p.push(format!("{path}.content must be a string or an array of text parts, got {v}")),
+        v => p.push(format!(
+            "{path}.content must be a string or an array of text parts, got {v}"
+        )),
     }
 }
 
@@ -324,7 +341,9 @@ fn user_content(c: &Value, path: &str, p: &mut Vec<String>) {
                 }
             }
         }
-        v => p.push(format!("{path}.content must be a string or a non-empty array of parts, got {v}")),
+        v => p.push(format!(
+            "{path}.content must be a string or a non-empty array of parts, got {v}"
+        )),
     }
 }
 
@@ -340,7 +359,11 @@ fn chunk(seen: &Seen, delta: Value, finish: Value) -> String {
 }
 
 pub(crate) fn stream_events(a: &Answer, seen: &Seen) -> Vec<String> {
-    let mut out = vec![chunk(seen, json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut out = vec![chunk(
+        seen,
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     if let Some(t) = &a.text {
         for piece in pieces(t, 3) {
             out.push(chunk(seen, json!({"content": piece}), Value::Null));
@@ -361,7 +384,11 @@ pub(crate) fn stream_events(a: &Answer, seen: &Seen) -> Vec<String> {
             ));
         }
     }
-    let finish = if a.calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = if a.calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     out.push(chunk(seen, json!({}), json!(finish)));
     if seen.body["stream_options"]["include_usage"] == json!(true) {
         let v = json!({

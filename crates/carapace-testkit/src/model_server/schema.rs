@@ -19,7 +19,9 @@ const TYPES: &[&str] = &[
 /// list of property names.
 pub(crate) fn check_parameters(v: &Value, path: &str, problems: &mut Vec<String>) {
     if v.get("type").and_then(Value::as_str) != Some("object") {
-        problems.push(format!("{path}: a tool schema must be a JSON Schema with type \"object\", got {v}"));
+        problems.push(format!(
+            "{path}: a tool schema must be a JSON Schema with type \"object\", got {v}"
+        ));
         return;
     }
     check_schema(v, path, problems, 0);
