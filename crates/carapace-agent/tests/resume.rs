@@ -20,7 +20,10 @@ async fn a_new_runtime_resumes_the_transcript() {
     for api in [Api::OpenAi, Api::Anthropic] {
         let e = env(r#"mode: "off""#, "");
         let srv = ModelServer::builder(api, KEY)
-            .step(Reply::tools(vec![call("write", json!({"path": "x.txt", "content": "x"}))]))
+            .step(Reply::tools(vec![call(
+                "write",
+                json!({"path": "x.txt", "content": "x"}),
+            )]))
             .step(Reply::text("first answer"))
             .step(Step::with(|seen| {
                 // Everything before the restart is in the request.
@@ -33,15 +36,23 @@ async fn a_new_runtime_resumes_the_transcript() {
         let m = models(json!({"p": provider(&srv, api)}), json!({"model": "p/m"}));
         {
             let (rt, _) = runtime(&e, m.clone(), fast_options());
-            rt.run_turn(TurnRequest::new(S, "before restart")).await.unwrap();
+            rt.run_turn(TurnRequest::new(S, "before restart"))
+                .await
+                .unwrap();
         }
         let (rt, _) = runtime(&e, m, fast_options());
-        let out = rt.run_turn(TurnRequest::new(S, "after restart")).await.unwrap();
+        let out = rt
+            .run_turn(TurnRequest::new(S, "after restart"))
+            .await
+            .unwrap();
         assert_eq!(out.text, "remembered");
         assert_eq!(out.turn, 2);
         let view = rt.sessions().show(S, None).unwrap();
         assert_eq!(view.summary.turns, 2);
-        assert!(!kinds(&view.events).contains(&"resumed".to_string()), "nothing to repair");
+        assert!(
+            !kinds(&view.events).contains(&"resumed".to_string()),
+            "nothing to repair"
+        );
         srv.assert_clean();
     }
 }
@@ -66,11 +77,17 @@ async fn a_torn_last_line_and_a_crash_mid_tool_call_are_repaired() {
         let m = models(json!({"p": provider(&srv, api)}), json!({"model": "p/m"}));
         let id = {
             let (rt, _) = runtime(&e, m.clone(), fast_options());
-            rt.run_turn(TurnRequest::new(S, "hi")).await.unwrap().session_id
+            rt.run_turn(TurnRequest::new(S, "hi"))
+                .await
+                .unwrap()
+                .session_id
         };
         // A crash: a turn whose tool call never finished, then half a line.
         let path = sessions_dir(&e).join(format!("{id}.jsonl"));
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         for ev in [
             json!({"type": "user", "turn": 2, "timestamp": "t", "content": [{"type": "text", "text": "do it"}]}),
             json!({"type": "assistant", "turn": 2, "round": 1, "timestamp": "t", "provider": "p", "model": "m",
@@ -78,7 +95,11 @@ async fn a_torn_last_line_and_a_crash_mid_tool_call_are_repaired() {
         ] {
             writeln!(f, "{ev}").unwrap();
         }
-        write!(f, r#"{{"type": "tool_result", "turn": 2, "round": 1, "call"#).unwrap();
+        write!(
+            f,
+            r#"{{"type": "tool_result", "turn": 2, "round": 1, "call"#
+        )
+        .unwrap();
         drop(f);
 
         let (rt, _) = runtime(&e, m, fast_options());
@@ -120,7 +141,10 @@ async fn sessions_list_show_reset_and_a_lost_index() {
         .then_repeat(Reply::text("ok"))
         .start()
         .await;
-    let m = models(json!({"p": provider(&srv, Api::OpenAi)}), json!({"model": "p/m"}));
+    let m = models(
+        json!({"p": provider(&srv, Api::OpenAi)}),
+        json!({"model": "p/m"}),
+    );
     let (rt, _) = runtime(&e, m.clone(), fast_options());
     for k in ["agent:main:a", "agent:main:b", "agent:ops:c"] {
         rt.run_turn(TurnRequest::new(k, "hi")).await.unwrap();
@@ -132,7 +156,10 @@ async fn sessions_list_show_reset_and_a_lost_index() {
     assert_eq!(store.list(Some("ops")).unwrap()[0].agent_id, "ops");
     let v = store.show("agent:main:a", None).unwrap();
     assert_eq!(v.summary.turns, 1);
-    assert_eq!(kinds(&v.events), ["session", "user", "assistant", "turn_end"]);
+    assert_eq!(
+        kinds(&v.events),
+        ["session", "user", "assistant", "turn_end"]
+    );
     assert!(store.show("agent:main:nope", None).is_err());
 
     let old = v.summary.session_id.clone();
@@ -145,7 +172,10 @@ async fn sessions_list_show_reset_and_a_lost_index() {
     std::fs::write(sessions_dir(&e).join("sessions.json"), b"{not json").unwrap();
     let again = SessionStore::new(&e.state).list(Some("main")).unwrap();
     let keys: Vec<&str> = again.iter().map(|s| s.session_key.as_str()).collect();
-    assert!(keys.contains(&"agent:main:a") && keys.contains(&"agent:main:b"), "{keys:?}");
+    assert!(
+        keys.contains(&"agent:main:a") && keys.contains(&"agent:main:b"),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +190,11 @@ async fn the_context_is_kept_within_a_small_window_and_the_transcript_says_so() 
             .step(Reply::text("read it again"))
             .then_repeat(Step::with(|seen| {
                 // Small enough for the window: the old results were shortened.
-                assert!(seen.body.to_string().len() < 4 * 12_000, "{}", seen.body.to_string().len());
+                assert!(
+                    seen.body.to_string().len() < 4 * 12_000,
+                    "{}",
+                    seen.body.to_string().len()
+                );
                 Reply::text("fits")
             }))
             .start()
@@ -171,9 +205,24 @@ async fn the_context_is_kept_within_a_small_window_and_the_transcript_says_so() 
         let mut opts = fast_options();
         opts.max_tool_result_chars = Some(12_000);
         let (rt, _) = runtime(&e, models(json!({"p": p}), json!({"model": "p/m"})), opts);
-        assert_eq!(rt.run_turn(TurnRequest::new(S, "read big")).await.unwrap().text, "read it");
-        assert_eq!(rt.run_turn(TurnRequest::new(S, "again")).await.unwrap().text, "read it again");
-        assert_eq!(rt.run_turn(TurnRequest::new(S, "now")).await.unwrap().text, "fits");
+        assert_eq!(
+            rt.run_turn(TurnRequest::new(S, "read big"))
+                .await
+                .unwrap()
+                .text,
+            "read it"
+        );
+        assert_eq!(
+            rt.run_turn(TurnRequest::new(S, "again"))
+                .await
+                .unwrap()
+                .text,
+            "read it again"
+        );
+        assert_eq!(
+            rt.run_turn(TurnRequest::new(S, "now")).await.unwrap().text,
+            "fits"
+        );
         let ev = serde_json::to_value(events(&rt, S)).unwrap();
         let arr = ev.as_array().unwrap();
         let compactions: Vec<_> = arr.iter().filter(|e| e["type"] == "compaction").collect();
@@ -183,7 +232,12 @@ async fn the_context_is_kept_within_a_small_window_and_the_transcript_says_so() 
         // tool-result limit, and saying so).
         let results: Vec<_> = arr.iter().filter(|e| e["type"] == "tool_result").collect();
         assert_eq!(results[0]["truncated"], true);
-        assert!(results[0]["content"].as_str().unwrap().contains("tool result cut to 12000"));
+        assert!(
+            results[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("tool result cut to 12000")
+        );
         srv.assert_clean();
     }
 }
