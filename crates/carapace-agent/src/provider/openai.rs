@@ -77,8 +77,9 @@ impl OpenAiProvider {
                     if text.is_empty() && tool_calls.is_empty() {
                         continue;
                     }
-                    let mut msg = json!({"role": "assistant",
-                        "content": if text.is_empty() { Value::Null } else { Value::from(text.as_str()) }});
+                    // An empty string, not null, beside tool calls: OpenAI takes both, but
+                    // llama-cpp-python's server refuses null.
+                    let mut msg = json!({"role": "assistant", "content": text});
                     if !tool_calls.is_empty() {
                         msg["tool_calls"] = tool_calls
                             .iter()

@@ -464,6 +464,12 @@ impl ModelServer {
         lock(&self.state.violations).clone()
     }
 
+    /// Takes the violations seen so far (for tests of the server itself: the drop is then
+    /// quiet).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.state.violations))
+    }
+
     /// Steps not used yet.
     pub fn remaining(&self) -> usize {
         lock(&self.state.script).len()
