@@ -52,6 +52,9 @@ pub struct RuntimeOptions {
     pub system_prompt: Option<String>,
     /// fsync every transcript event (default true).
     pub durable: bool,
+    /// Sessions kept in memory between turns (default 2,000); beyond it idle ones are
+    /// forgotten and reloaded from their transcript on their next message.
+    pub max_loaded_sessions: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -65,6 +68,7 @@ impl Default for RuntimeOptions {
             http: HttpSettings::default(),
             system_prompt: None,
             durable: true,
+            max_loaded_sessions: 2_000,
         }
     }
 }
@@ -332,6 +336,12 @@ impl AgentRuntime {
     /// Runs one turn: waits for the session's lane and a global slot, then runs it to a final
     /// answer or a limit.
     pub async fn run_turn(&self, req: TurnRequest) -> Result<TurnOutcome, AgentError> {
+        let out = self.turn_in_lane(req).await;
+        self.evict_idle();
+        out
+    }
+
+    async fn turn_in_lane(&self, req: TurnRequest) -> Result<TurnOutcome, AgentError> {
         if req.session_key.trim().is_empty() {
             return Err(AgentError::BadRequest("the session key is empty".into()));
         }
@@ -362,13 +372,14 @@ impl AgentRuntime {
         let epoch = lane.epoch.load(Ordering::SeqCst);
         let mut state = lane.state.lock().await;
         lane.waiting.fetch_sub(1, Ordering::SeqCst);
-        if lane.epoch.load(Ordering::SeqCst) != epoch {
-            return Err(AgentError::Cancelled { reason: "stop" });
-        }
         let token = self.inner.shutdown.child_token();
         let reason = CancelReason::default();
         *lock(&lane.running) = Some((token.clone(), reason.clone()));
         let _clear = ClearRunning(&lane);
+        // Checked after publishing the token: a `stop` is either seen here or cancels it.
+        if lane.epoch.load(Ordering::SeqCst) != epoch {
+            return Err(AgentError::Cancelled { reason: "stop" });
+        }
         let settings = self.inner.models.run_settings(&agent_id);
         let guard = TurnGuard {
             cancel: token,
@@ -449,7 +460,9 @@ impl AgentRuntime {
             stream: req.stream.unwrap_or(self.inner.opts.stream),
             tool_choice: &req.tool_choice,
         };
+        sess.writer = Some(self.inner.store.writer(&agent_id, &sess.id)?);
         let out = crate::turn::run(&env, sess, user, &guard).await;
+        sess.writer = None;
         if let Err(e) = self
             .inner
             .store
@@ -458,6 +471,25 @@ impl AgentRuntime {
             tracing::warn!(error = %e, "session index not updated");
         }
         out
+    }
+
+    /// Past `max_loaded_sessions`, forgets idle sessions (nobody running, waiting or holding
+    /// the lane); they are reloaded from their transcript when needed.
+    fn evict_idle(&self) {
+        let mut lanes = lock(&self.inner.lanes);
+        let cap = self.inner.opts.max_loaded_sessions;
+        if lanes.len() <= cap {
+            return;
+        }
+        let idle: Vec<String> = lanes
+            .iter()
+            .filter(|(_, l)| Arc::strong_count(l) == 1 && l.waiting.load(Ordering::SeqCst) == 0)
+            .map(|(k, _)| k.clone())
+            .take(lanes.len() - cap)
+            .collect();
+        for k in idle {
+            lanes.remove(&k);
+        }
     }
 
     /// The model chain of a turn, every provider built (or its error kept for its attempt).
@@ -594,7 +626,7 @@ impl AgentRuntime {
         messages.extend(pending);
         Ok(LoadedSession {
             id: open.id,
-            writer: open.writer,
+            writer: None,
             history: messages,
             last_turn: h.last_turn,
             last_compaction: (0, 0),

@@ -37,11 +37,24 @@ use crate::transcript::{Event, TranscriptWriter, TurnStatus};
 /// A session's state in memory between turns.
 pub(crate) struct LoadedSession {
     pub id: String,
-    pub writer: TranscriptWriter,
+    /// Open only during a turn: an idle session holds no file descriptor.
+    pub writer: Option<TranscriptWriter>,
     pub history: Vec<Message>,
     pub last_turn: u64,
     /// (shortened, dropped) of the last recorded compaction.
     pub last_compaction: (usize, usize),
+}
+
+impl LoadedSession {
+    /// Appends one event to the transcript (the writer is opened by the runtime for the turn).
+    pub(crate) fn append(&mut self, e: &Event) -> Result<(), AgentError> {
+        match self.writer.as_mut() {
+            Some(w) => w.append(e),
+            None => Err(AgentError::BadRequest(
+                "the transcript is not open for this turn".into(),
+            )),
+        }
+    }
 }
 
 /// What a turn needs from the runtime.
@@ -93,7 +106,7 @@ pub(crate) async fn run(
 ) -> Result<TurnOutcome, AgentError> {
     let turn = sess.last_turn + 1;
     sess.last_turn = turn;
-    sess.writer.append(&Event::User {
+    sess.append(&Event::User {
         turn,
         timestamp: now_rfc3339(),
         content: user.clone(),
@@ -118,7 +131,7 @@ pub(crate) async fn run(
             Some(e.to_envelope()),
         ),
     };
-    sess.writer.append(&Event::TurnEnd {
+    sess.append(&Event::TurnEnd {
         turn,
         timestamp: now_rfc3339(),
         status,
@@ -183,7 +196,7 @@ async fn rounds(
             && (f.shortened, f.dropped) != (0, 0)
             && (f.shortened, f.dropped) != sess.last_compaction
         {
-            sess.writer.append(&Event::Compaction {
+            sess.append(&Event::Compaction {
                 turn: st.turn,
                 timestamp: now_rfc3339(),
                 shortened: f.shortened,
@@ -234,7 +247,7 @@ async fn rounds(
         let (completion, ci) = call_chain(&env.chain, build, env.retry, guard, &ctx).await?;
         let cand = &env.chain[ci];
         st.usage += completion.usage;
-        sess.writer.append(&Event::Assistant {
+        sess.append(&Event::Assistant {
             turn: st.turn,
             round,
             timestamp: now_rfc3339(),
@@ -275,7 +288,7 @@ async fn rounds(
                     // Cancelled or out of time mid-call: every call left is interrupted.
                     for c in &calls[i..] {
                         let content = crate::transcript::history::interrupted_content();
-                        sess.writer.append(&Event::ToolResult {
+                        sess.append(&Event::ToolResult {
                             turn: st.turn,
                             round,
                             timestamp: now_rfc3339(),
@@ -302,7 +315,7 @@ async fn rounds(
                 Err(e) => json!({"ok": false, "error": e}).to_string(),
             };
             let (content, truncated) = cap_result(&text, env.max_tool_result_chars);
-            sess.writer.append(&Event::ToolResult {
+            sess.append(&Event::ToolResult {
                 turn: st.turn,
                 round,
                 timestamp: now_rfc3339(),

@@ -160,7 +160,7 @@ impl SessionStore {
     fn write_index(&self, root: &Root, idx: &Index) -> Result<(), AgentError> {
         let mut idx = idx.clone();
         idx.version = 1;
-        let body = serde_json::to_vec_pretty(&idx).map_err(|e| {
+        let body = serde_json::to_vec(&idx).map_err(|e| {
             AgentError::Storage(carapace_policy::ErrorEnvelope::new(
                 carapace_policy::ErrorCode::Internal,
                 format!("cannot encode the session index: {e}"),
@@ -230,6 +230,14 @@ impl SessionStore {
             events,
             report,
         })
+    }
+
+    /// Opens a session's transcript for appending.
+    pub(crate) fn writer(&self, agent_id: &str, session_id: &str) -> Result<TranscriptWriter, AgentError> {
+        let root = self.dir(agent_id, true)?.ok_or_else(|| {
+            AgentError::BadRequest(format!("no sessions directory for agent {agent_id}"))
+        })?;
+        TranscriptWriter::open(&root, Path::new(&format!("{session_id}.jsonl")), self.durable)
     }
 
     /// Records that a turn of `session_key` ran.

@@ -347,6 +347,8 @@ struct State {
     requests: Mutex<Vec<Recorded>>,
     violations: Mutex<Vec<String>>,
     chunk_delay: Duration,
+    record: bool,
+    count: std::sync::atomic::AtomicUsize,
 }
 
 /// A running scripted server. Dropping it stops it; with violations recorded it panics.
@@ -364,9 +366,16 @@ pub struct ModelServerBuilder {
     script: Vec<Step>,
     repeat: Option<Step>,
     chunk_delay: Duration,
+    record: bool,
 }
 
 impl ModelServerBuilder {
+    /// Keep no copy of the requests (benchmarks: memory stays flat). Violations are still
+    /// recorded; `requests()` is then empty and `request_count()` still counts.
+    pub fn without_recording(mut self) -> Self {
+        self.record = false;
+        self
+    }
     /// The script (in order).
     pub fn script(mut self, steps: impl IntoIterator<Item = Step>) -> Self {
         self.script.extend(steps);
@@ -403,6 +412,8 @@ impl ModelServerBuilder {
             requests: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
             chunk_delay: self.chunk_delay,
+            record: self.record,
+            count: std::sync::atomic::AtomicUsize::new(0),
         });
         let st = Arc::clone(&state);
         let app = Router::new().fallback(move |method, uri, headers, body| {
@@ -415,6 +426,11 @@ impl ModelServerBuilder {
             .expect("bind loopback");
         #[allow(clippy::expect_used)]
         let addr = listener.local_addr().expect("local addr");
+        // No Nagle: streamed chunks go out as they are written, as real APIs send them (and
+        // a small write never waits for a delayed ACK).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -432,6 +448,7 @@ impl ModelServer {
             script: Vec::new(),
             repeat: None,
             chunk_delay: Duration::from_millis(1),
+            record: true,
         }
     }
 
@@ -456,7 +473,7 @@ impl ModelServer {
 
     /// Number of requests received.
     pub fn request_count(&self) -> usize {
-        lock(&self.state.requests).len()
+        self.state.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Wire-format violations seen so far.
@@ -524,16 +541,15 @@ async fn handle(
             )
         })
         .collect();
-    let index = {
-        let mut r = lock(&st.requests);
-        r.push(Recorded {
+    let index = st.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if st.record {
+        lock(&st.requests).push(Recorded {
             path: format!("{method} {}", uri.path()),
             headers: hmap.clone(),
             body: json.clone(),
             raw: raw.clone(),
         });
-        r.len() - 1
-    };
+    }
     let want_path = match st.api {
         Api::OpenAi => "/v1/chat/completions",
         Api::Anthropic => "/v1/messages",
@@ -740,7 +756,9 @@ impl Answer {
 fn sse(events: Vec<String>, delay: Duration) -> Response {
     let s = futures_util::stream::unfold(events.into_iter(), move |mut it| async move {
         let e = it.next()?;
-        tokio::time::sleep(delay).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         Some((Ok::<Bytes, Infallible>(Bytes::from(e)), it))
     });
     Response::builder()
