@@ -24,7 +24,7 @@ use std::time::Duration;
 use carapace_agent::TurnRequest;
 use carapace_testkit::model_server::{Api, ModelServer, Reply, Step, call};
 use common::*;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -43,10 +43,7 @@ async fn server(tool: bool) -> ModelServer {
     if tool {
         b.then_repeat(Step::with(|seen| {
             // After a tool result the model answers; after a user message it calls `ls`.
-            let last_is_user = seen
-                .messages()
-                .last()
-                .is_some_and(|m| m["role"] == "user");
+            let last_is_user = seen.messages().last().is_some_and(|m| m["role"] == "user");
             if last_is_user {
                 Reply::tools(vec![call("ls", json!({}))])
             } else {
@@ -56,7 +53,9 @@ async fn server(tool: bool) -> ModelServer {
         .start()
         .await
     } else {
-        b.then_repeat(Reply::text("a short final answer")).start().await
+        b.then_repeat(Reply::text("a short final answer"))
+            .start()
+            .await
     }
 }
 
@@ -114,7 +113,12 @@ fn bench(c: &mut Criterion) {
                     // A fresh session every 50 turns keeps the history (and the request) small.
                     let key = format!("agent:main:bench:{}", i / 50);
                     runtime.block_on(async {
-                        black_box(agent.run_turn(TurnRequest::new(&key, "hello")).await.unwrap());
+                        black_box(
+                            agent
+                                .run_turn(TurnRequest::new(&key, "hello"))
+                                .await
+                                .unwrap(),
+                        );
                     })
                 })
             });
@@ -131,7 +135,10 @@ fn runtime_for(
 ) -> (carapace_agent::AgentRuntime, std::sync::Arc<Records>) {
     runtime(
         e,
-        models(json!({"p": provider(srv, Api::OpenAi)}), json!({"model": "p/m"})),
+        models(
+            json!({"p": provider(srv, Api::OpenAi)}),
+            json!({"model": "p/m"}),
+        ),
         opts,
     )
 }

@@ -23,7 +23,10 @@ async fn a_real_model_calls_exec_in_the_sandbox_and_answers() {
         return;
     }
     for stream in [false, true] {
-        let e = env(r#"mode: "all", backend: "bwrap", workspaceAccess: "session""#, "");
+        let e = env(
+            r#"mode: "all", backend: "bwrap", workspaceAccess: "session""#,
+            "",
+        );
         let m = models(
             json!({"llama": {
                 "baseUrl": url,
@@ -45,7 +48,10 @@ async fn a_real_model_calls_exec_in_the_sandbox_and_answers() {
             .observer(records.clone())
             .build();
         let key = format!("agent:main:llama:{stream}");
-        let mut req = TurnRequest::new(&key, "Run the shell command `echo hello` with the exec tool.");
+        let mut req = TurnRequest::new(
+            &key,
+            "Run the shell command `echo hello` with the exec tool.",
+        );
         // Round 1 must call exec; round 2 must answer in text.
         req.tool_choice = vec![ToolChoice::Tool("exec".into()), ToolChoice::None];
         let out = rt.run_turn(req).await.unwrap();
@@ -59,11 +65,22 @@ async fn a_real_model_calls_exec_in_the_sandbox_and_answers() {
         let ev = serde_json::to_value(events(&rt, &key)).unwrap();
         let arr = ev.as_array().unwrap();
         let kinds: Vec<&str> = arr.iter().map(|e| e["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["session", "user", "assistant", "tool_result", "assistant", "turn_end"]);
+        assert_eq!(
+            kinds,
+            [
+                "session",
+                "user",
+                "assistant",
+                "tool_result",
+                "assistant",
+                "turn_end"
+            ]
+        );
         assert_eq!(arr[2]["toolCalls"][0]["name"], "exec");
         // Whatever command the model wrote, it ran in the sandbox (or was refused as a bad
         // argument, which is also a result the model read).
-        let result: serde_json::Value = serde_json::from_str(arr[3]["content"].as_str().unwrap()).unwrap();
+        let result: serde_json::Value =
+            serde_json::from_str(arr[3]["content"].as_str().unwrap()).unwrap();
         if result.get("ok") != Some(&json!(false)) {
             assert_eq!(result["sandboxed"], true, "{result}");
             assert_eq!(result["backend"], "bwrap", "{result}");
@@ -74,6 +91,9 @@ async fn a_real_model_calls_exec_in_the_sandbox_and_answers() {
         assert_eq!(arr[5]["status"], "completed");
         let recs = records.all();
         assert_eq!(recs.len(), 2);
-        assert!(recs.iter().all(|r| r.outcome == "ok" && r.streamed == stream));
+        assert!(
+            recs.iter()
+                .all(|r| r.outcome == "ok" && r.streamed == stream)
+        );
     }
 }

@@ -9,7 +9,13 @@ use serde_json::{Value, json};
 
 const KEY: &str = "k-123456";
 
-async fn post(srv: &ModelServer, api: Api, body: Value, auth: bool, version: bool) -> (u16, String) {
+async fn post(
+    srv: &ModelServer,
+    api: Api,
+    body: Value,
+    auth: bool,
+    version: bool,
+) -> (u16, String) {
     let c = reqwest::Client::new();
     let url = match api {
         Api::OpenAi => format!("{}/chat/completions", srv.base_url()),
@@ -31,7 +37,10 @@ async fn post(srv: &ModelServer, api: Api, body: Value, auth: bool, version: boo
 
 /// Sends `body`; returns the violations it produced.
 async fn violations(api: Api, body: Value) -> Vec<String> {
-    let srv = ModelServer::builder(api, KEY).then_repeat(Reply::text("ok")).start().await;
+    let srv = ModelServer::builder(api, KEY)
+        .then_repeat(Reply::text("ok"))
+        .start()
+        .await;
     let (status, _) = post(&srv, api, body, true, true).await;
     let v = srv.take_violations();
     assert_eq!(status == 400, !v.is_empty(), "{v:?}");
@@ -44,70 +53,151 @@ fn tool(name: &str) -> Value {
 
 #[tokio::test]
 async fn openai_rules() {
-    let ok = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
+    let ok =
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
     assert!(violations(Api::OpenAi, ok.clone()).await.is_empty());
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temprature": 1}), "Unrecognized request argument"),
-        (json!({"model": "m", "messages": []}), "messages must be a non-empty array"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream_options": {"include_usage": true}}), "only allowed when stream is true"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto"}), "only allowed when tools"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": "string"}}}]}), "JSON Schema with type \"object\""),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "bad name!"}}]}), "must match"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": "object", "properties": {}, "required": ["nope"]}}}]}), "not one of the properties"),
-        (json!({"model": "m", "messages": [
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temprature": 1}),
+            "Unrecognized request argument",
+        ),
+        (
+            json!({"model": "m", "messages": []}),
+            "messages must be a non-empty array",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream_options": {"include_usage": true}}),
+            "only allowed when stream is true",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto"}),
+            "only allowed when tools",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": "string"}}}]}),
+            "JSON Schema with type \"object\"",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "bad name!"}}]}),
+            "must match",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": "object", "properties": {}, "required": ["nope"]}}}]}),
+            "not one of the properties",
+        ),
+        (
+            json!({"model": "m", "messages": [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "x", "arguments": "{}"}}]},
-            {"role": "user", "content": "again"}]}), "must be followed by tool messages"),
-        (json!({"model": "m", "messages": [
+            {"role": "user", "content": "again"}]}),
+            "must be followed by tool messages",
+        ),
+        (
+            json!({"model": "m", "messages": [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "x", "arguments": "{}"}},
                 {"id": "c2", "type": "function", "function": {"name": "x", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c2", "content": "r"},
-            {"role": "tool", "tool_call_id": "c1", "content": "r"}]}), "answer them in order"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}]}), "must be a response to a preceding message"),
-        (json!({"model": "m", "messages": [
+            {"role": "tool", "tool_call_id": "c1", "content": "r"}]}),
+            "answer them in order",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}]}),
+            "must be a response to a preceding message",
+        ),
+        (
+            json!({"model": "m", "messages": [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "x", "arguments": "not json"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "r"}]}), "JSON object encoded as a string"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}), "image_url.url"),
+            {"role": "tool", "tool_call_id": "c1", "content": "r"}]}),
+            "JSON object encoded as a string",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}),
+            "image_url.url",
+        ),
     ];
     for (body, want) in cases {
         let v = violations(Api::OpenAi, body.clone()).await;
-        assert!(v.iter().any(|m| m.contains(want)), "{body}: wanted {want:?}, got {v:?}");
+        assert!(
+            v.iter().any(|m| m.contains(want)),
+            "{body}: wanted {want:?}, got {v:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn anthropic_rules() {
-    let ok = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let ok =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
     assert!(violations(Api::Anthropic, ok).await.is_empty());
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}), "max_tokens: field required"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}), "must be user or assistant"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}), "roles must alternate"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": "a"}]}), "must be a user message"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}), "must be non-empty"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            "max_tokens: field required",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}),
+            "must be user or assistant",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}),
+            "roles must alternate",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": "a"}]}),
+            "must be a user message",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}),
+            "must be non-empty",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x", "input": {}}]},
-            {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}]}), "must come FIRST"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}]}),
+            "must come FIRST",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x", "input": {}}, {"type": "tool_use", "id": "t2", "name": "x", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}]}), "without `tool_result` blocks"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "r"}]}]}), "unexpected `tool_use_id`"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "x", "input_schema": {"type": "array"}}]}), "JSON Schema with type \"object\""),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "data:image/png;base64,AA"}}]}]}), "bare base64"),
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}]}),
+            "without `tool_result` blocks",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "r"}]}]}),
+            "unexpected `tool_use_id`",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "x", "input_schema": {"type": "array"}}]}),
+            "JSON Schema with type \"object\"",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "data:image/png;base64,AA"}}]}]}),
+            "bare base64",
+        ),
     ];
     for (body, want) in cases {
         let v = violations(Api::Anthropic, body.clone()).await;
-        assert!(v.iter().any(|m| m.contains(want)), "{body}: wanted {want:?}, got {v:?}");
+        assert!(
+            v.iter().any(|m| m.contains(want)),
+            "{body}: wanted {want:?}, got {v:?}"
+        );
     }
     // The version header is required.
     let srv = ModelServer::builder(Api::Anthropic, KEY).start().await;
-    let (status, _) = post(&srv, Api::Anthropic, json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}), true, false).await;
+    let (status, _) = post(
+        &srv,
+        Api::Anthropic,
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        true,
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(srv.take_violations()[0].contains("anthropic-version"));
 }
@@ -126,7 +216,14 @@ async fn a_wrong_key_is_401_and_not_a_violation() {
 #[should_panic(expected = "wire-format violations")]
 async fn a_server_dropped_with_violations_fails_the_test() {
     let srv = ModelServer::builder(Api::OpenAi, KEY).start().await;
-    let _ = post(&srv, Api::OpenAi, json!({"model": "m", "messages": "nope"}), true, true).await;
+    let _ = post(
+        &srv,
+        Api::OpenAi,
+        json!({"model": "m", "messages": "nope"}),
+        true,
+        true,
+    )
+    .await;
     drop(srv);
 }
 
@@ -153,11 +250,27 @@ async fn streamed_answers_have_each_apis_chunk_shapes() {
         .iter()
         .map(|l| serde_json::from_str(&l[6..]).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
-    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+    );
+    assert!(
+        chunks.last().unwrap()["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
-    let srv = ModelServer::builder(Api::Anthropic, KEY).step(Reply::text("hello there")).start().await;
+    let srv = ModelServer::builder(Api::Anthropic, KEY)
+        .step(Reply::text("hello there"))
+        .start()
+        .await;
     let (status, text) = post(
         &srv,
         Api::Anthropic,
@@ -167,10 +280,18 @@ async fn streamed_answers_have_each_apis_chunk_shapes() {
     )
     .await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
-    for n in ["content_block_start", "content_block_delta", "content_block_stop", "message_delta"] {
+    for n in [
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+    ] {
         assert!(names.contains(&n), "{names:?}");
     }
 }

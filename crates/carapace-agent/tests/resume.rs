@@ -246,18 +246,32 @@ async fn the_context_is_kept_within_a_small_window_and_the_transcript_says_so() 
 async fn idle_sessions_beyond_the_cap_are_forgotten_and_reloaded() {
     let e = env(r#"mode: "off""#, "");
     let srv = ModelServer::builder(Api::OpenAi, KEY)
-        .then_repeat(Step::with(|seen| Reply::text(&format!("turns seen: {}", seen.user_texts().len()))))
+        .then_repeat(Step::with(|seen| {
+            Reply::text(&format!("turns seen: {}", seen.user_texts().len()))
+        }))
         .start()
         .await;
     let mut opts = fast_options();
     opts.max_loaded_sessions = 2;
-    let (rt, _) = runtime(&e, models(json!({"p": provider(&srv, Api::OpenAi)}), json!({"model": "p/m"})), opts);
+    let (rt, _) = runtime(
+        &e,
+        models(
+            json!({"p": provider(&srv, Api::OpenAi)}),
+            json!({"model": "p/m"}),
+        ),
+        opts,
+    );
     for i in 0..5 {
-        rt.run_turn(TurnRequest::new(&format!("agent:main:s{i}"), "hi")).await.unwrap();
+        rt.run_turn(TurnRequest::new(&format!("agent:main:s{i}"), "hi"))
+            .await
+            .unwrap();
         assert!(rt.loaded_sessions() <= 2, "{}", rt.loaded_sessions());
     }
     // s0 was forgotten; its next turn still sees its first one (reloaded from disk).
-    let out = rt.run_turn(TurnRequest::new("agent:main:s0", "again")).await.unwrap();
+    let out = rt
+        .run_turn(TurnRequest::new("agent:main:s0", "again"))
+        .await
+        .unwrap();
     assert_eq!(out.text, "turns seen: 2");
     assert_eq!(out.turn, 2);
 }

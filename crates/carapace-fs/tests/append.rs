@@ -134,7 +134,7 @@ fn fifos_directories_and_hardlinks_are_refused_without_blocking() {
         let root = fx.root(r);
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &fx.root_path.join("fifo.jsonl"),
+            fx.root_path.join("fifo.jsonl"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,

@@ -233,11 +233,19 @@ impl SessionStore {
     }
 
     /// Opens a session's transcript for appending.
-    pub(crate) fn writer(&self, agent_id: &str, session_id: &str) -> Result<TranscriptWriter, AgentError> {
+    pub(crate) fn writer(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+    ) -> Result<TranscriptWriter, AgentError> {
         let root = self.dir(agent_id, true)?.ok_or_else(|| {
             AgentError::BadRequest(format!("no sessions directory for agent {agent_id}"))
         })?;
-        TranscriptWriter::open(&root, Path::new(&format!("{session_id}.jsonl")), self.durable)
+        TranscriptWriter::open(
+            &root,
+            Path::new(&format!("{session_id}.jsonl")),
+            self.durable,
+        )
     }
 
     /// Records that a turn of `session_key` ran.
