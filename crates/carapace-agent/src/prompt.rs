@@ -67,10 +67,6 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
         None => {}
     }
     s.push('\n');
-    s.push_str(&format!(
-        "\n## Current date & time\n{} (UTC)\n",
-        crate::time::now_rfc3339()
-    ));
     if let Some(extra) = p.extra.filter(|e| !e.trim().is_empty()) {
         s.push_str("\n## Instructions\n");
         s.push_str(extra.trim());
@@ -88,6 +84,10 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
             }
         }
     }
+    // Last, and the date only: everything before it stays byte-identical from turn to turn, so
+    // providers that cache prompt prefixes can.
+    let today = crate::time::now_rfc3339();
+    s.push_str(&format!("\n## Current date\n{} (UTC)\n", &today[..10]));
     s
 }
 

@@ -307,3 +307,68 @@ async fn configuration_problems_are_refused_before_anything_is_written() {
     assert!(err.message.contains("modelPolicy.allow"), "{}", err.message);
     assert_eq!(srv.request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_files_follow_openclaw_and_never_leave_the_workspace() {
+    let e = env(r#"mode: "off""#, "");
+    // AGENTS.md is a symlink to a file outside the workspace: refused, not followed.
+    let outside = e.dir.path().join("host-secret.md");
+    std::fs::write(&outside, "HOST SECRET 91c2").unwrap();
+    std::fs::remove_file(e.ws.join("AGENTS.md")).unwrap();
+    std::os::unix::fs::symlink(&outside, e.ws.join("AGENTS.md")).unwrap();
+    std::fs::write(e.ws.join("SOUL.md"), "---\ntitle: x\n---\nBe kind.").unwrap();
+    std::fs::write(e.ws.join("TOOLS.md"), "t".repeat(500)).unwrap();
+    std::fs::write(e.ws.join("memory.md"), "remember the milk").unwrap();
+    let srv = ModelServer::builder(Api::Anthropic, KEY)
+        .step(Step::with(|seen| {
+            let sys = seen.system();
+            assert!(!sys.contains("HOST SECRET"), "{sys}");
+            assert!(
+                sys.contains("## SOUL.md\nBe kind."),
+                "front matter stripped: {sys}"
+            );
+            assert!(!sys.contains("title: x"));
+            assert!(
+                sys.contains(&format!("## TOOLS.md\n{}\n", "t".repeat(100))),
+                "cut at bootstrapMaxChars"
+            );
+            assert!(!sys.contains(&"t".repeat(101)));
+            assert!(sys.contains("were truncated"));
+            assert!(sys.contains("## MEMORY.md\nremember the milk"));
+            let soul = sys.find("SOUL.md").unwrap();
+            assert!(
+                soul < sys.find("TOOLS.md").unwrap()
+                    && sys.find("TOOLS.md").unwrap() < sys.find("MEMORY.md").unwrap()
+            );
+            Reply::text("ok")
+        }))
+        .step(Step::with(|seen| {
+            assert!(
+                !seen.system().contains("Be kind."),
+                "contextInjection: never"
+            );
+            Reply::text("ok")
+        }))
+        .start()
+        .await;
+    let (rt, _) = runtime(
+        &e,
+        models(
+            json!({"p": provider(&srv, Api::Anthropic)}),
+            json!({"model": "p/m", "bootstrapMaxChars": 100}),
+        ),
+        fast_options(),
+    );
+    rt.run_turn(TurnRequest::new(S, "hi")).await.unwrap();
+    let (rt, _) = runtime(
+        &e,
+        models(
+            json!({"p": provider(&srv, Api::Anthropic)}),
+            json!({"model": "p/m", "contextInjection": "never"}),
+        ),
+        fast_options(),
+    );
+    rt.run_turn(TurnRequest::new("agent:main:other", "hi"))
+        .await
+        .unwrap();
+}

@@ -99,7 +99,8 @@ pub(crate) async fn post(o: Outgoing<'_>) -> Result<reqwest::Response, ProviderE
         return Ok(resp);
     }
     let retry_after = retry_after(resp.headers());
-    let text = resp.text().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&read_capped(resp, 64 << 10).await.unwrap_or_default())
+        .into_owned();
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| {
@@ -141,16 +142,38 @@ pub(crate) fn transport(provider: &str, e: &reqwest::Error, secrets: &[String]) 
     }
 }
 
+/// Longest non-streamed answer accepted.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Reads at most `cap` bytes of a body (the rest is dropped).
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// The whole body of a non-streamed answer as JSON.
 pub(crate) async fn json_body(
     provider: &str,
     resp: reqwest::Response,
     secrets: &[String],
 ) -> Result<Value, ProviderError> {
-    let bytes = resp
-        .bytes()
+    let bytes = read_capped(resp, MAX_ANSWER_BYTES + 1)
         .await
         .map_err(|e| transport(provider, &e, secrets))?;
+    if bytes.len() > MAX_ANSWER_BYTES {
+        return Err(ProviderError::Protocol {
+            provider: provider.to_string(),
+            message: format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
+            truncated: false,
+        });
+    }
     serde_json::from_slice(&bytes).map_err(|e| ProviderError::Protocol {
         provider: provider.to_string(),
         message: format!("the answer is not JSON ({e})"),

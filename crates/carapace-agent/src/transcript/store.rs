@@ -318,7 +318,7 @@ impl SessionStore {
         }
     }
 
-    /// The current transcript of a session; `NOT_FOUND`-like `BAD_REQUEST` when there is none.
+    /// The current transcript of a session; `NOT_FOUND` when the key has none.
     pub fn show(
         &self,
         session_key: &str,
