@@ -1,4 +1,4 @@
-//! Model configuration of the agent runtime (SPEC §9), OpenClaw-compatible, validated strictly
+//! Model configuration of the agent runtime, OpenClaw-compatible, validated strictly
 //! from the raw JSON value of the whole config file (after JSON5 parsing, before anything
 //! else touches it). Pure: the environment is injected, nothing is read or written.
 //!
