@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+mod append;
 mod atomic_write;
 mod error;
 mod list_bounded;
@@ -40,6 +41,7 @@ mod root;
 mod stash;
 mod sweep;
 
+pub use append::{AppendFile, AppendOptions, DEFAULT_MAX_RECORD_BYTES};
 pub use atomic_write::STAGING_PREFIX;
 pub use error::FsError;
 pub use list_bounded::{ListOptions, Listing};

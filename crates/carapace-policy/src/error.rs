@@ -91,6 +91,22 @@ error_codes! {
     SandboxBackendUnavailable = "SANDBOX_BACKEND_UNAVAILABLE", http 503, exit 4;
     /// A tool call ran past the gateway's request budget.
     Timeout = "TIMEOUT", http 504, exit 4;
+    /// No model is configured for the agent, or the one named is not (or its key is unset).
+    ModelNotConfigured = "MODEL_NOT_CONFIGURED", http 400, exit 2;
+    /// The model provider refused the credentials (401/403).
+    ModelUnauthorized = "MODEL_UNAUTHORIZED", http 502, exit 4;
+    /// The model provider rate-limited us past the retry budget (429).
+    ModelRateLimited = "MODEL_RATE_LIMITED", http 429, exit 4;
+    /// The model provider could not be reached or kept failing (5xx, timeouts, broken streams).
+    ModelUnavailable = "MODEL_UNAVAILABLE", http 502, exit 4;
+    /// The model provider rejected the request (400/404/413/422) or answered something unusable.
+    ModelRejected = "MODEL_REJECTED", http 502, exit 4;
+    /// A turn ran out of its budget (rounds or wall time) before a final answer.
+    TurnLimitReached = "TURN_LIMIT_REACHED", http 504, exit 4;
+    /// A turn was cancelled (`/stop`, `/new`, or the runtime shutting down).
+    TurnCancelled = "TURN_CANCELLED", http 409, exit 3;
+    /// Too many messages are already queued behind the session's running turn.
+    SessionBusy = "SESSION_BUSY", http 429, exit 3;
     /// A bug. Always carries a request id.
     Internal = "INTERNAL", http 500, exit 1;
     /// The client did not send the request (headers or body) within the gateway's deadline.

