@@ -4,7 +4,7 @@
 //!   page (real Chromium), then `message` to the inbox channel; the PNG arrives in the inbox
 //!   byte for byte, at 0644;
 //! - a 0600 attachment comes back to the model as `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` with its
-//!   hint; the model follows it (`media_save`, then send) and the file arrives.
+//!   hint; the model follows it (`chmod 644` through `exec`, then send) and the file arrives.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -167,22 +167,23 @@ async fn a_0600_attachment_is_a_typed_result_the_model_recovers_from() {
                 assert_eq!(v["error"]["code"], "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE");
                 assert_eq!(v["error"]["details"]["mode"], "0600");
                 let hint = v["error"]["hint"].as_str().unwrap();
-                assert!(hint.contains("media_save"), "{hint}");
+                assert!(hint.contains("chmod 644 /workspace/private.png"), "{hint}");
                 if seen.api == Api::Anthropic {
                     assert!(r.is_error);
                 }
-                // Follow the hint.
-                Reply::tools(vec![call("media_save", json!({"path": "/workspace/private.png"}))])
+                // Follow the hint: the file is meant to be shared, so make it shareable.
+                Reply::tools(vec![call("exec", json!({"command": "chmod 644 private.png"}))])
             }))
             .step(Step::with(|seen| {
                 let (r, v) = seen.last_tool_result().unwrap();
                 assert!(!r.is_error, "{}", r.content);
+                assert_eq!(v["exitCode"], 0, "{}", r.content);
                 Reply::tools(vec![call(
                     "message",
-                    json!({"action": "send", "channel": "inbox", "target": "user:alice", "media": v["path"]}),
+                    json!({"action": "send", "channel": "inbox", "target": "user:alice", "media": "/workspace/private.png"}),
                 )])
             }))
-            .step(Reply::text("Sent it after saving a shareable copy."))
+            .step(Reply::text("Sent it after making it shareable."))
             .start()
             .await;
         let mut opts = fast_options();
@@ -196,7 +197,7 @@ async fn a_0600_attachment_is_a_typed_result_the_model_recovers_from() {
             .run_turn(TurnRequest::new(S, "send me private.png"))
             .await
             .unwrap();
-        assert_eq!(out.text, "Sent it after saving a shareable copy.");
+        assert_eq!(out.text, "Sent it after making it shareable.");
         assert_eq!(out.tool_calls, 3);
         let (att, _) = inbox(&e);
         assert_eq!(att.len(), 1, "only the second send delivered");
@@ -205,10 +206,10 @@ async fn a_0600_attachment_is_a_typed_result_the_model_recovers_from() {
             std::fs::metadata(&att[0]).unwrap().permissions().mode() & 0o777,
             0o644
         );
-        // The original is untouched.
+        // The model changed the mode it was told to change, and nothing else.
         assert_eq!(
             std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
-            0o600
+            0o644
         );
         // The refusal is in the transcript as a tool result, not a failed turn.
         let ev = serde_json::to_value(events(&rt, S)).unwrap();
