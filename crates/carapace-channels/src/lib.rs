@@ -21,6 +21,7 @@ mod target;
 
 pub mod discord;
 pub mod from_config;
+pub mod inbound;
 pub mod inbox;
 pub mod matrix;
 pub mod slack;
