@@ -137,9 +137,14 @@ pub fn heartbeat(seq: Option<u64>) -> Value {
 /// The connection URL for a gateway base URL (`/gateway/bot`'s `url`, or `READY`'s
 /// `resume_gateway_url`): `?v=10&encoding=json` appended, any query the base had replaced.
 pub fn connect_url(base: &str) -> String {
-    let base = base.split('?').next().unwrap_or(base);
-    let sep = if base.ends_with('/') { "" } else { "/" };
-    format!("{base}{sep}?v={GATEWAY_VERSION}&encoding=json")
+    match reqwest::Url::parse(base) {
+        Ok(mut u) => {
+            u.set_query(Some(&format!("v={GATEWAY_VERSION}&encoding=json")));
+            u.to_string()
+        }
+        // Not a URL: connecting fails with a clear error.
+        Err(_) => base.to_string(),
+    }
 }
 
 /// The close code carapace sends when it drops a connection it means to resume. Discord
@@ -290,6 +295,10 @@ mod tests {
         assert_eq!(
             connect_url("wss://gateway-us-east1-b.discord.gg/?v=9"),
             "wss://gateway-us-east1-b.discord.gg/?v=10&encoding=json"
+        );
+        assert_eq!(
+            connect_url("ws://127.0.0.1:9/gateway"),
+            "ws://127.0.0.1:9/gateway?v=10&encoding=json"
         );
     }
 
