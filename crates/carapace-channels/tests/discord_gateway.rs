@@ -2,10 +2,10 @@
 //! opcode flow and records every deviation (`tests/common/discord_gateway_standin.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/discord_gateway_standin.rs"]
-mod standin;
 #[path = "common/recording_sink.rs"]
 mod recording_sink;
+#[path = "common/discord_gateway_standin.rs"]
+mod standin;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -155,7 +155,10 @@ async fn a_dm_with_an_image_arrives_and_its_bytes_are_fetched_within_the_cap() {
     assert_eq!(att.mime.as_deref(), Some("image/png"));
 
     let media = r.source.fetch_attachment(att, 10 << 20).await.unwrap();
-    assert_eq!(media.bytes, bytes, "the bytes differ from what the CDN served");
+    assert_eq!(
+        media.bytes, bytes,
+        "the bytes differ from what the CDN served"
+    );
     assert_eq!(media.content_type.as_deref(), Some("image/png"));
 
     // Over the cap by its declared size: refused before any byte is read.
@@ -172,7 +175,11 @@ async fn a_dm_with_an_image_arrives_and_its_bytes_are_fetched_within_the_cap() {
     // A handle that is not Discord's CDN is never fetched.
     let mut elsewhere = att.clone();
     elsewhere.fetch = "http://127.0.0.2:9/attachments/x.png".into();
-    let e = r.source.fetch_attachment(&elsewhere, 10 << 20).await.unwrap_err();
+    let e = r
+        .source
+        .fetch_attachment(&elsewhere, 10 << 20)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::BadRequest);
 
     let identify = sd.get(|s| s.connections[0].identify.clone().unwrap());
@@ -182,7 +189,8 @@ async fn a_dm_with_an_image_arrives_and_its_bytes_are_fetched_within_the_cap() {
     assert_eq!(r.source.stats().delivered, 1);
     r.stop().await.unwrap();
     // A shutdown closes normally (the session is over).
-    sd.wait("the client's close", |s| s.connections[0].ended).await;
+    sd.wait("the client's close", |s| s.connections[0].ended)
+        .await;
     assert_eq!(sd.get(|s| s.connections[0].client_close), Some(1000));
     sd.assert_clean();
 }
@@ -329,8 +337,10 @@ async fn heartbeats_carry_the_sequence_and_a_missed_ack_reconnects_and_resumes()
     let a = sd.wait_live().await;
     sd.message(message(&sd, "500", "hi"));
     r.sink.wait_messages(1).await;
-    sd.wait("three heartbeats", |s| s.connections[a].heartbeats.len() >= 3)
-        .await;
+    sd.wait("three heartbeats", |s| {
+        s.connections[a].heartbeats.len() >= 3
+    })
+    .await;
     // The stand-in validates each heartbeat's seq (never above what was sent, never going
     // backwards); after "hi" (seq 2) it carries 2.
     sd.wait("a heartbeat with seq 2", |s| {
@@ -377,7 +387,10 @@ async fn a_revoked_token_stops_with_a_typed_error_instead_of_reconnecting() {
     let e = r.ended().await;
     assert_eq!(e.code(), ErrorCode::ChannelUnauthorized);
     let m = e.to_string();
-    assert!(m.contains("4004") && m.contains("channels.discord.token"), "{m}");
+    assert!(
+        m.contains("4004") && m.contains("channels.discord.token"),
+        "{m}"
+    );
     assert!(!m.contains(TOKEN));
     assert_eq!(sd.get(|s| s.connections.len()), 1, "no second attempt");
     sd.assert_clean();
@@ -406,7 +419,10 @@ async fn a_revoked_token_stops_with_a_typed_error_instead_of_reconnecting() {
     assert_eq!(e.code(), ErrorCode::ChannelUnauthorized);
     assert_eq!(e.details()["status"], 401);
     assert!(e.to_string().contains("channels.discord.token"));
-    assert_eq!(sd.get(|s| (s.gateway_bot_calls, s.connections.len())), (1, 0));
+    assert_eq!(
+        sd.get(|s| (s.gateway_bot_calls, s.connections.len())),
+        (1, 0)
+    );
 }
 
 #[tokio::test]
@@ -444,8 +460,10 @@ async fn identify_waits_while_the_daily_session_limit_is_used_up() {
     let sd = Standin::start().await;
     sd.set(|s| s.session_start_remaining = 0);
     let r = start(settings(&sd.base));
-    sd.wait("a second look at /gateway/bot", |s| s.gateway_bot_calls >= 2)
-        .await;
+    sd.wait("a second look at /gateway/bot", |s| {
+        s.gateway_bot_calls >= 2
+    })
+    .await;
     assert_eq!(sd.get(|s| s.identifies), 0);
     assert!(r.sink.states.lock().unwrap().iter().any(|(_, s)| matches!(
         s,
@@ -481,8 +499,16 @@ async fn guild_messages_threads_mentions_and_bots() {
         }
         m
     };
-    sd.message(g("c1", "own", json!({"author": {"id": BOT_ID, "username": "carapace-test", "bot": true}})));
-    sd.message(g("c1", "other bot", json!({"author": {"id": "77", "username": "b", "bot": true}})));
+    sd.message(g(
+        "c1",
+        "own",
+        json!({"author": {"id": BOT_ID, "username": "carapace-test", "bot": true}}),
+    ));
+    sd.message(g(
+        "c1",
+        "other bot",
+        json!({"author": {"id": "77", "username": "b", "bot": true}}),
+    ));
     sd.message(g("c1", "join", json!({"type": 7})));
     sd.message(g("t1", "in thread", json!({"mentions": [{"id": BOT_ID}]})));
     sd.message(g("c1", "role", json!({"mention_roles": ["r-bot"]})));
@@ -491,7 +517,11 @@ async fn guild_messages_threads_mentions_and_bots() {
         "THREAD_CREATE".into(),
         json!({"id": "t2", "parent_id": "c2", "guild_id": "g1", "type": 11}),
     ));
-    sd.message(g("t2", "new thread", json!({"type": 19, "referenced_message": {"id": "1", "author": {"id": BOT_ID}}})));
+    sd.message(g(
+        "t2",
+        "new thread",
+        json!({"type": 19, "referenced_message": {"id": "1", "author": {"id": BOT_ID}}}),
+    ));
     r.sink.wait_messages(4).await;
     let got = r.sink.messages();
     let summary: Vec<(String, String, Option<String>, bool, ChatKind)> = got
@@ -509,10 +539,22 @@ async fn guild_messages_threads_mentions_and_bots() {
     assert_eq!(
         summary,
         vec![
-            ("in thread".into(), "c1".into(), Some("t1".into()), true, ChatKind::Group),
+            (
+                "in thread".into(),
+                "c1".into(),
+                Some("t1".into()),
+                true,
+                ChatKind::Group
+            ),
             ("role".into(), "c1".into(), None, true, ChatKind::Group),
             ("plain".into(), "c1".into(), None, false, ChatKind::Group),
-            ("new thread".into(), "c2".into(), Some("t2".into()), true, ChatKind::Group),
+            (
+                "new thread".into(),
+                "c2".into(),
+                Some("t2".into()),
+                true,
+                ChatKind::Group
+            ),
         ]
     );
     r.stop().await.unwrap();
@@ -615,7 +657,10 @@ async fn a_dm_with_an_image_in_and_a_reply_with_an_attachment_out() {
     assert_eq!(posted[0].channel, "600");
     assert_eq!(posted[0].payload["content"], "here it is");
     assert_eq!(posted[0].files[0].0, "small.png");
-    assert_eq!(posted[0].files[0].1, reply, "the reply's bytes differ at the stand-in");
+    assert_eq!(
+        posted[0].files[0].1, reply,
+        "the reply's bytes differ at the stand-in"
+    );
     r.stop().await.unwrap();
     sd.assert_clean();
 }
@@ -647,7 +692,10 @@ async fn the_token_never_appears_in_logs_states_or_errors() {
     let states = r.sink.clone();
     let e = r.ended().await;
     let logs = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("gateway connection lost"), "the capture works");
+    assert!(
+        logs.contains("gateway connection lost"),
+        "the capture works"
+    );
     assert!(!logs.contains(TOKEN), "the token was logged");
     assert!(!format!("{e:?} {e}").contains(TOKEN));
     assert!(!format!("{:?}", states.states.lock().unwrap()).contains(TOKEN));
@@ -664,4 +712,3 @@ impl Write for LogWriter {
         Ok(())
     }
 }
-

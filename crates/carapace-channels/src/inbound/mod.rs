@@ -195,6 +195,6 @@ pub trait InboundSource: Send + Sync {
     async fn typing(&self, chat: &ChatRef, on: bool) -> Result<(), ChannelError>;
 }
 
-mod websocket;
 pub mod discord_gateway;
 pub mod slack_socket;
+mod websocket;

@@ -287,18 +287,18 @@ pub(crate) async fn fetch_capped(
     {
         return Err(too_large(Some(size)));
     }
-    let resp = req
-        .timeout(request_timeout)
-        .send()
-        .await
-        .map_err(|e| ChannelError::Unreachable {
-            channel: channel.to_string(),
-            attempts: 1,
-            reason: format!(
-                "the attachment download failed: {}",
-                describe_http_error(&e.without_url())
-            ),
-        })?;
+    let resp =
+        req.timeout(request_timeout)
+            .send()
+            .await
+            .map_err(|e| ChannelError::Unreachable {
+                channel: channel.to_string(),
+                attempts: 1,
+                reason: format!(
+                    "the attachment download failed: {}",
+                    describe_http_error(&e.without_url())
+                ),
+            })?;
     let status = resp.status().as_u16();
     if !resp.status().is_success() {
         let message = format!("the attachment download answered HTTP {status}");

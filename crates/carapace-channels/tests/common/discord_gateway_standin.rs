@@ -269,7 +269,10 @@ impl Standin {
 
     pub fn assert_clean(&self) {
         let v = self.get(|s| s.violations.clone());
-        assert!(v.is_empty(), "the client deviated from the Gateway protocol: {v:#?}");
+        assert!(
+            v.is_empty(),
+            "the client deviated from the Gateway protocol: {v:#?}"
+        );
     }
 }
 
@@ -288,7 +291,11 @@ fn unauthorized() -> Response {
 async fn gateway_bot(AxState(st): AxState<Shared>, h: HeaderMap) -> Response {
     let (revoked, addr, remaining) = st.with(|s| {
         s.gateway_bot_calls += 1;
-        (s.rest_token_revoked, s.addr.clone(), s.session_start_remaining)
+        (
+            s.rest_token_revoked,
+            s.addr.clone(),
+            s.session_start_remaining,
+        )
     });
     if !authorized(&h) || revoked {
         return unauthorized();
@@ -365,7 +372,9 @@ async fn post_message(
 
 async fn cdn(AxState(st): AxState<Shared>, Path(path): Path<String>, h: HeaderMap) -> Response {
     if h.contains_key(header::AUTHORIZATION) {
-        st.violation("the CDN got an Authorization header (the bot token must not leave for the CDN)");
+        st.violation(
+            "the CDN got an Authorization header (the bot token must not leave for the CDN)",
+        );
     }
     let file = st.with(|s| {
         s.cdn_requests.push(h.clone());
@@ -387,7 +396,10 @@ async fn upgrade(
 }
 
 async fn send(socket: &mut WebSocket, v: Value) -> bool {
-    socket.send(Message::Text(v.to_string().into())).await.is_ok()
+    socket
+        .send(Message::Text(v.to_string().into()))
+        .await
+        .is_ok()
 }
 
 async fn close(socket: &mut WebSocket, code: u16) {
@@ -431,7 +443,11 @@ async fn connection(
         n.await;
     }
     let interval = st.with(|s| s.heartbeat_interval_ms);
-    send(&mut socket, json!({"op": 10, "d": {"heartbeat_interval": interval}, "s": null, "t": null})).await;
+    send(
+        &mut socket,
+        json!({"op": 10, "d": {"heartbeat_interval": interval}, "s": null, "t": null}),
+    )
+    .await;
     let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
     let mut session: Option<String> = None;
     let mut last_hb: Option<Option<u64>> = None;
@@ -467,15 +483,15 @@ async fn connection(
                             None
                         };
                         let max = session.as_ref().and_then(|id| st.with(|s| s.sessions.get(id).map(|l| l.seq)));
-                        if let Some(n) = d {
-                            if max.is_none_or(|m| n > m) {
-                                st.violation(format!("heartbeat with seq {n}, but the last one sent is {max:?}"));
-                            }
+                        if let Some(n) = d
+                            && max.is_none_or(|m| n > m)
+                        {
+                            st.violation(format!("heartbeat with seq {n}, but the last one sent is {max:?}"));
                         }
-                        if let Some(prev) = last_hb {
-                            if d < prev {
-                                st.violation(format!("heartbeat seq went backwards: {prev:?} then {d:?}"));
-                            }
+                        if let Some(prev) = last_hb
+                            && d < prev
+                        {
+                            st.violation(format!("heartbeat seq went backwards: {prev:?} then {d:?}"));
                         }
                         last_hb = Some(d);
                         let ack = st.with(|s| { s.connections[idx].heartbeats.push(d); s.ack_heartbeats });

@@ -66,8 +66,10 @@ impl RecordingSink {
     }
 
     pub async fn wait_messages(&self, n: usize) {
-        self.wait(&format!("{n} message(s)"), |s| s.msgs.lock().unwrap().len() >= n)
-            .await;
+        self.wait(&format!("{n} message(s)"), |s| {
+            s.msgs.lock().unwrap().len() >= n
+        })
+        .await;
     }
 }
 

@@ -175,16 +175,22 @@ pub(super) async fn run(
         r = tokio::time::timeout(s.handshake_timeout, next_payload(&mut c.ws)) => r,
     };
     let interval = match hello {
-        Err(_) => return c.drop_to_resume("no HELLO from the gateway", Delay::Backoff).await,
+        Err(_) => {
+            return c
+                .drop_to_resume("no HELLO from the gateway", Delay::Backoff)
+                .await;
+        }
         Ok(Err(end)) => return c.ended(end),
-        Ok(Ok(p)) if p.op == op::HELLO => match p.d.get("heartbeat_interval").and_then(Value::as_u64) {
-            Some(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => {
-                return c
-                    .drop_to_resume("HELLO without a heartbeat_interval", Delay::Backoff)
-                    .await;
+        Ok(Ok(p)) if p.op == op::HELLO => {
+            match p.d.get("heartbeat_interval").and_then(Value::as_u64) {
+                Some(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return c
+                        .drop_to_resume("HELLO without a heartbeat_interval", Delay::Backoff)
+                        .await;
+                }
             }
-        },
+        }
         Ok(Ok(p)) => {
             return c
                 .drop_to_resume(
@@ -203,7 +209,12 @@ pub(super) async fn run(
     if let Err(e) = c.send(&first).await {
         return c.lost(e, Delay::Backoff);
     }
-    tracing::debug!(channel = CHANNEL, resuming, interval_ms = interval.as_millis() as u64, "gateway handshake sent");
+    tracing::debug!(
+        channel = CHANNEL,
+        resuming,
+        interval_ms = interval.as_millis() as u64,
+        "gateway handshake sent"
+    );
 
     // The first heartbeat after `interval * jitter`, jitter uniform in [0, 1).
     let mut next_beat = Instant::now() + interval.mul_f64(fastrand::f64());
@@ -244,7 +255,11 @@ pub(super) async fn run(
                     inner
                         .stats
                         .report(&**sink, CHANNEL, ConnectionState::Connected);
-                    tracing::info!(channel = CHANNEL, bot = gw.bot_name.as_deref().unwrap_or(""), "gateway session ready");
+                    tracing::info!(
+                        channel = CHANNEL,
+                        bot = gw.bot_name.as_deref().unwrap_or(""),
+                        "gateway session ready"
+                    );
                 }
                 "RESUMED" => {
                     c.handled(seq);
@@ -257,15 +272,13 @@ pub(super) async fn run(
                         .stats
                         .report(&**sink, CHANNEL, ConnectionState::Connected);
                 }
-                "MESSAGE_CREATE" => {
-                    match gw.message(&d, s.account.as_deref(), s.allow_bots) {
-                        Some(msg) => {
-                            let sink = Arc::clone(sink);
-                            inflight = Some((seq, Box::pin(async move { sink.deliver(msg).await })));
-                        }
-                        None => c.handled(seq),
+                "MESSAGE_CREATE" => match gw.message(&d, s.account.as_deref(), s.allow_bots) {
+                    Some(msg) => {
+                        let sink = Arc::clone(sink);
+                        inflight = Some((seq, Box::pin(async move { sink.deliver(msg).await })));
                     }
-                }
+                    None => c.handled(seq),
+                },
                 _ => {
                     gw.apply(&t, &d);
                     c.handled(seq);
@@ -393,7 +406,11 @@ impl Conn<'_> {
         match end {
             End::Lost { reason, resumable } => Ended::Lost {
                 reason,
-                resume: if resumable { self.session.clone() } else { None },
+                resume: if resumable {
+                    self.session.clone()
+                } else {
+                    None
+                },
                 delay: Delay::Backoff,
                 ready: self.ready,
             },

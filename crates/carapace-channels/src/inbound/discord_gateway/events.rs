@@ -36,7 +36,10 @@ impl GatewayState {
     pub fn apply(&mut self, t: &str, d: &Value) {
         match t {
             "READY" => {
-                self.bot_id = d.pointer("/user/id").and_then(Value::as_str).map(str::to_string);
+                self.bot_id = d
+                    .pointer("/user/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 self.bot_name = d
                     .pointer("/user/username")
                     .and_then(Value::as_str)
@@ -44,10 +47,20 @@ impl GatewayState {
             }
             "GUILD_CREATE" => {
                 let guild = str_of(d, "id").unwrap_or_default().to_string();
-                for th in d.get("threads").and_then(Value::as_array).into_iter().flatten() {
+                for th in d
+                    .get("threads")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     self.thread(th);
                 }
-                for m in d.get("members").and_then(Value::as_array).into_iter().flatten() {
+                for m in d
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     self.member(&guild, m);
                 }
             }
@@ -67,7 +80,12 @@ impl GatewayState {
                 }
             }
             "THREAD_LIST_SYNC" => {
-                for th in d.get("threads").and_then(Value::as_array).into_iter().flatten() {
+                for th in d
+                    .get("threads")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     self.thread(th);
                 }
             }
@@ -274,7 +292,11 @@ mod tests {
         assert_eq!(m.attachments.len(), 1);
         assert_eq!(m.attachments[0].kind, AttachmentKind::Image);
         assert_eq!(m.attachments[0].size, Some(1234));
-        assert!(m.attachments[0].fetch.starts_with("https://cdn.discordapp.com/"));
+        assert!(
+            m.attachments[0]
+                .fetch
+                .starts_with("https://cdn.discordapp.com/")
+        );
         assert!(m.timestamp_ms.unwrap() > 1_600_000_000_000);
         assert!(!m.mentions_bot);
     }
@@ -299,9 +321,7 @@ mod tests {
         assert!(!g(json!({})).mentions_bot);
         assert!(g(json!({"mentions": [{"id": BOT}]})).mentions_bot);
         assert!(g(json!({"content": format!("hey <@!{BOT}>")})).mentions_bot);
-        assert!(
-            g(json!({"type": 19, "referenced_message": {"author": {"id": BOT}}})).mentions_bot
-        );
+        assert!(g(json!({"type": 19, "referenced_message": {"author": {"id": BOT}}})).mentions_bot);
         assert!(g(json!({"mention_roles": ["r-bot"]})).mentions_bot);
         assert!(!g(json!({"mention_roles": ["r-other"]})).mentions_bot);
         assert_eq!(g(json!({})).chat.kind, ChatKind::Group);
@@ -331,7 +351,10 @@ mod tests {
                 AllowBots::Never,
             )
             .unwrap();
-        assert_eq!((m.chat.id.as_str(), m.chat.thread.as_deref()), ("112", Some("333")));
+        assert_eq!(
+            (m.chat.id.as_str(), m.chat.thread.as_deref()),
+            ("112", Some("333"))
+        );
         s.apply("THREAD_DELETE", &json!({"id": "333"}));
         let m = s
             .message(
@@ -340,7 +363,10 @@ mod tests {
                 AllowBots::Never,
             )
             .unwrap();
-        assert_eq!((m.chat.id.as_str(), m.chat.thread.as_deref()), ("333", None));
+        assert_eq!(
+            (m.chat.id.as_str(), m.chat.thread.as_deref()),
+            ("333", None)
+        );
     }
 
     #[test]
@@ -352,8 +378,12 @@ mod tests {
         assert!(s.message(&other_bot, None, AllowBots::Never).is_none());
         assert!(s.message(&other_bot, None, AllowBots::Mentions).is_none());
         assert!(s.message(&other_bot, None, AllowBots::Always).is_some());
-        let mentioning_bot = msg(json!({"author": {"id": "77", "bot": true}, "mentions": [{"id": BOT}]}));
-        assert!(s.message(&mentioning_bot, None, AllowBots::Mentions).is_some());
+        let mentioning_bot =
+            msg(json!({"author": {"id": "77", "bot": true}, "mentions": [{"id": BOT}]}));
+        assert!(
+            s.message(&mentioning_bot, None, AllowBots::Mentions)
+                .is_some()
+        );
         let webhook = msg(json!({"webhook_id": "9"}));
         assert!(s.message(&webhook, None, AllowBots::Never).is_none());
         let join = msg(json!({"type": 7}));

@@ -38,7 +38,9 @@ pub use super::websocket::{AllowBots, ConnectionStats, ReconnectPolicy};
 use super::websocket::{
     Stats, describe_http_error, fetch_capped, http_client, media_url_allowed, tls_connector,
 };
-use super::{ChatRef, ConnectionState, FetchedMedia, InboundAttachment, InboundSink, InboundSource};
+use super::{
+    ChatRef, ConnectionState, FetchedMedia, InboundAttachment, InboundSink, InboundSource,
+};
 use crate::discord::DISCORD_API_BASE;
 use crate::{ChannelError, SecretString, Timeouts};
 
@@ -339,8 +341,7 @@ impl InboundSource for DiscordGatewaySource {
         // CDN URLs are signed; the bot token is not needed there and is never sent.
         let req = inner.http.get(&attachment.fetch);
         let t = &inner.settings.timeouts;
-        let budget = t.request
-            + Duration::from_secs(max_bytes / t.min_upload_bytes_per_sec.max(1));
+        let budget = t.request + Duration::from_secs(max_bytes / t.min_upload_bytes_per_sec.max(1));
         fetch_capped(
             CHANNEL,
             req,
@@ -429,7 +430,8 @@ async fn run_loop(
                             error: reason,
                         };
                         inner.stats.report(&**sink, CHANNEL, state);
-                        wait = Some(after.unwrap_or_else(|| inner.settings.reconnect.delay(attempt)));
+                        wait =
+                            Some(after.unwrap_or_else(|| inner.settings.reconnect.delay(attempt)));
                         continue;
                     }
                     Ok(gb) if gb.remaining == Some(0) => {
@@ -501,8 +503,12 @@ mod tests {
         let src = DiscordGatewaySource::new(s).unwrap();
         let b = &src.inner.base;
         let allowed = |u: &str| media_url_allowed(u, b, DISCORD_MEDIA_HOSTS);
-        assert!(allowed("https://cdn.discordapp.com/attachments/1/2/a.png?ex=1"));
-        assert!(allowed("https://media.discordapp.net/attachments/1/2/a.png"));
+        assert!(allowed(
+            "https://cdn.discordapp.com/attachments/1/2/a.png?ex=1"
+        ));
+        assert!(allowed(
+            "https://media.discordapp.net/attachments/1/2/a.png"
+        ));
         assert!(allowed("http://127.0.0.1:4000/attachments/1/2/a.png"));
         assert!(!allowed("http://cdn.discordapp.com/attachments/1/2/a.png"));
         assert!(!allowed("http://127.0.0.1:4001/x"));

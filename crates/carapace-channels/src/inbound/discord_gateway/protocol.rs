@@ -259,7 +259,9 @@ mod tests {
         for c in [4003u16, 4007, 4009] {
             assert_eq!(close_action(Some(c)), CloseAction::Reidentify, "{c}");
         }
-        for c in [4000u16, 4001, 4002, 4005, 4008, 1000, 1001, 1006, 1011, 4900] {
+        for c in [
+            4000u16, 4001, 4002, 4005, 4008, 1000, 1001, 1006, 1011, 4900,
+        ] {
             assert_eq!(close_action(Some(c)), CloseAction::Resume, "{c}");
         }
         assert_eq!(close_action(None), CloseAction::Resume);

@@ -94,10 +94,7 @@ pub(super) async fn run(
             };
         }
     };
-    let mut c = Conn {
-        ws,
-        ready: false,
-    };
+    let mut c = Conn { ws, ready: false };
     let hello_deadline = Instant::now() + s.handshake_timeout;
     let mut last_rx = Instant::now();
     let mut ping = tokio::time::interval_at(Instant::now() + s.ping_interval, s.ping_interval);

@@ -39,8 +39,8 @@ pub enum Frame {
 
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("Slack sent a frame that is not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| format!("Slack sent a frame that is not JSON: {e}"))?;
     let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
     if let Some(id) = v.get("envelope_id").and_then(Value::as_str) {
         return Ok(Frame::Envelope {
@@ -293,22 +293,50 @@ mod tests {
         assert_eq!(t.timestamp_ms, Some(2500));
 
         let other = json!({"type": "message", "channel": "C1", "user": "U1", "text": "<@UBOTX> <@UB>", "ts": "3.0"});
-        assert!(!message(&payload(other), &me(), None, AllowBots::Never).unwrap().mentions_bot);
+        assert!(
+            !message(&payload(other), &me(), None, AllowBots::Never)
+                .unwrap()
+                .mentions_bot
+        );
         let labelled = json!({"type": "message", "channel": "C1", "user": "U1", "text": "<@UBOT|carapace> hi", "ts": "3.0"});
-        assert!(message(&payload(labelled), &me(), None, AllowBots::Never).unwrap().mentions_bot);
+        assert!(
+            message(&payload(labelled), &me(), None, AllowBots::Never)
+                .unwrap()
+                .mentions_bot
+        );
         let reply = json!({"type": "message", "channel": "C1", "user": "U1", "text": "and?", "ts": "4.0",
                            "thread_ts": "1.0", "parent_user_id": "UBOT"});
-        assert!(message(&payload(reply), &me(), None, AllowBots::Never).unwrap().mentions_bot);
+        assert!(
+            message(&payload(reply), &me(), None, AllowBots::Never)
+                .unwrap()
+                .mentions_bot
+        );
     }
 
     #[test]
     fn what_is_not_reported() {
-        let none = |ev: Value, allow: AllowBots| message(&payload(ev), &me(), None, allow).is_none();
-        assert!(none(json!({"type": "message", "subtype": "message_changed", "channel": "C1", "user": "U1", "ts": "1.0"}), AllowBots::Always));
-        assert!(none(json!({"type": "message", "subtype": "channel_join", "channel": "C1", "user": "U1", "ts": "1.0"}), AllowBots::Always));
-        assert!(none(json!({"type": "reaction_added", "user": "U1"}), AllowBots::Always));
-        assert!(none(json!({"type": "message", "channel": "C1", "user": "UBOT", "ts": "1.0"}), AllowBots::Always));
-        assert!(none(json!({"type": "message", "channel": "C1", "user": "U9", "bot_id": "BBOT", "ts": "1.0"}), AllowBots::Always));
+        let none =
+            |ev: Value, allow: AllowBots| message(&payload(ev), &me(), None, allow).is_none();
+        assert!(none(
+            json!({"type": "message", "subtype": "message_changed", "channel": "C1", "user": "U1", "ts": "1.0"}),
+            AllowBots::Always
+        ));
+        assert!(none(
+            json!({"type": "message", "subtype": "channel_join", "channel": "C1", "user": "U1", "ts": "1.0"}),
+            AllowBots::Always
+        ));
+        assert!(none(
+            json!({"type": "reaction_added", "user": "U1"}),
+            AllowBots::Always
+        ));
+        assert!(none(
+            json!({"type": "message", "channel": "C1", "user": "UBOT", "ts": "1.0"}),
+            AllowBots::Always
+        ));
+        assert!(none(
+            json!({"type": "message", "channel": "C1", "user": "U9", "bot_id": "BBOT", "ts": "1.0"}),
+            AllowBots::Always
+        ));
         let other_bot = json!({"type": "message", "channel": "C1", "user": "U9", "bot_id": "B9", "ts": "1.0", "text": "x"});
         assert!(none(other_bot.clone(), AllowBots::Never));
         assert!(none(other_bot.clone(), AllowBots::Mentions));

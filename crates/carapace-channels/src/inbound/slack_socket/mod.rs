@@ -34,7 +34,9 @@ use self::connection::Ended;
 use super::websocket::{
     Stats, describe_http_error, fetch_capped, http_client, media_url_allowed, tls_connector,
 };
-use super::{ChatRef, ConnectionState, FetchedMedia, InboundAttachment, InboundSink, InboundSource};
+use super::{
+    ChatRef, ConnectionState, FetchedMedia, InboundAttachment, InboundSink, InboundSource,
+};
 use crate::slack::SLACK_API_BASE;
 use crate::{ChannelError, SecretString, Timeouts};
 
@@ -159,7 +161,9 @@ impl SlackSocketSource {
             ));
         }
         if settings.bot_token.is_empty() {
-            return Err(not_configured("no bot token (channels.slack.botToken, xoxb-…)"));
+            return Err(not_configured(
+                "no bot token (channels.slack.botToken, xoxb-…)",
+            ));
         }
         let connector = tls_connector().map_err(not_configured)?;
         let http = http_client(CHANNEL, &settings.timeouts)?;
@@ -280,7 +284,11 @@ impl Inner {
 
     async fn open_url(&self) -> Result<String, CallError> {
         let j = self
-            .call("apps.connections.open", &self.settings.app_token, "appToken")
+            .call(
+                "apps.connections.open",
+                &self.settings.app_token,
+                "appToken",
+            )
             .await?;
         j.get("url")
             .and_then(Value::as_str)
@@ -334,8 +342,7 @@ impl InboundSource for SlackSocketSource {
             .get(&attachment.fetch)
             .bearer_auth(inner.settings.bot_token.expose());
         let t = &inner.settings.timeouts;
-        let budget =
-            t.request + Duration::from_secs(max_bytes / t.min_upload_bytes_per_sec.max(1));
+        let budget = t.request + Duration::from_secs(max_bytes / t.min_upload_bytes_per_sec.max(1));
         let media = fetch_capped(
             CHANNEL,
             req,
@@ -451,7 +458,12 @@ mod tests {
 
     #[test]
     fn tokens_in_the_wrong_place_are_not_configured() {
-        for (app, bot) in [("", "xoxb-1"), ("xoxb-1", "xoxb-1"), ("xoxp-1", "xoxb-1"), ("xapp-1", "")] {
+        for (app, bot) in [
+            ("", "xoxb-1"),
+            ("xoxb-1", "xoxb-1"),
+            ("xoxp-1", "xoxb-1"),
+            ("xapp-1", ""),
+        ] {
             let e = SlackSocketSource::new(SlackSocketSettings::new(app, bot)).unwrap_err();
             assert_eq!(e.code(), ErrorCode::ChannelNotConfigured, "{app} {bot}");
             assert!(!e.to_string().contains("xoxb-1"), "{e}");
