@@ -332,33 +332,39 @@ async fn invalid_sessions_and_session_ending_close_codes_follow_the_documented_f
 #[tokio::test]
 async fn heartbeats_carry_the_sequence_and_a_missed_ack_reconnects_and_resumes() {
     let sd = Standin::start().await;
-    sd.set(|s| s.heartbeat_interval_ms = 300);
+    sd.set(|s| s.heartbeat_interval_ms = 500);
     let r = start(settings(&sd.base));
-    let a = sd.wait_live().await;
+    sd.wait_live().await;
     sd.message(message(&sd, "500", "hi"));
     r.sink.wait_messages(1).await;
-    sd.wait("three heartbeats", |s| {
-        s.connections[a].heartbeats.len() >= 3
-    })
-    .await;
     // The stand-in validates each heartbeat's seq (never above what was sent, never going
-    // backwards); after "hi" (seq 2) it carries 2.
-    sd.wait("a heartbeat with seq 2", |s| {
-        s.connections[a].heartbeats.contains(&Some(2))
+    // backwards); after "hi" (seq 2) they carry at least 2.
+    sd.wait("heartbeats after the message", |s| {
+        s.connections.iter().any(|c| {
+            c.heartbeats
+                .iter()
+                .filter(|h| h.is_some_and(|n| n >= 2))
+                .count()
+                >= 2
+        })
     })
     .await;
     // The server stops acknowledging: the client must treat the connection as dead, close
     // it with a resumable code and resume.
     sd.set(|s| s.ack_heartbeats = false);
-    sd.wait("the zombied connection closed", |s| s.connections[a].ended)
-        .await;
-    assert_eq!(sd.get(|s| s.connections[a].client_close), Some(4900));
+    let zombie = sd.get(|s| s.connections.len() - 1);
+    sd.wait("the zombied connection closed", |s| {
+        s.connections[zombie].ended
+    })
+    .await;
+    assert_eq!(sd.get(|s| s.connections[zombie].client_close), Some(4900));
     sd.set(|s| s.ack_heartbeats = true);
-    let b = sd.wait_live_after(a).await;
+    let b = sd.wait_live_after(zombie).await;
     assert!(sd.get(|s| s.connections[b].resume.is_some()));
     sd.message(message(&sd, "500", "after"));
     r.sink.wait_messages(2).await;
     assert_eq!(r.sink.texts(), ["hi", "after"]);
+    assert_eq!(sd.get(|s| s.identifies), 1);
     r.stop().await.unwrap();
     sd.assert_clean();
 }

@@ -375,10 +375,10 @@ async fn a_half_open_connection_is_noticed_and_replaced() {
     let sd = Standin::start().await;
     let mut s = settings(&sd.api);
     s.ping_interval = Duration::from_millis(100);
-    s.idle_timeout = Duration::from_millis(400);
+    s.idle_timeout = Duration::from_secs(1);
     let r = start(s);
-    let a = sd.wait_live().await;
-    sd.cmd(Cmd::Freeze);
+    sd.wait_live().await;
+    let a = sd.cmd(Cmd::Freeze);
     let b = sd.wait_live_after(a).await;
     sd.cmd(Cmd::Event(sd.message("D1", "im", "still here", "4.000001")));
     r.sink.wait_messages(1).await;

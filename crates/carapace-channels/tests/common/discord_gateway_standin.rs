@@ -231,10 +231,12 @@ impl Standin {
         self.get(|s| s.live.as_ref().unwrap().0)
     }
 
-    /// Sends `cmd` on the live connection.
-    pub fn cmd(&self, cmd: Cmd) {
-        let tx = self.get(|s| s.live.as_ref().map(|l| l.1.clone()));
-        tx.expect("no live gateway connection").send(cmd).unwrap();
+    /// Sends `cmd` on the live connection; returns that connection's index.
+    pub fn cmd(&self, cmd: Cmd) -> usize {
+        let live = self.get(|s| s.live.as_ref().map(|l| (l.0, l.1.clone())));
+        let (idx, tx) = live.expect("no live gateway connection");
+        tx.send(cmd).unwrap();
+        idx
     }
 
     /// A `MESSAGE_CREATE` on the live connection.

@@ -226,11 +226,12 @@ impl Standin {
         self.get(|s| s.live.as_ref().unwrap().0)
     }
 
-    pub fn cmd(&self, cmd: Cmd) {
-        let tx = self.get(|s| s.live.as_ref().map(|l| l.1.clone()));
-        tx.expect("no live Socket Mode connection")
-            .send(cmd)
-            .unwrap();
+    /// Sends `cmd` on the live connection; returns that connection's index.
+    pub fn cmd(&self, cmd: Cmd) -> usize {
+        let live = self.get(|s| s.live.as_ref().map(|l| (l.0, l.1.clone())));
+        let (idx, tx) = live.expect("no live Socket Mode connection");
+        tx.send(cmd).unwrap();
+        idx
     }
 
     /// An Events API payload around `event`.
