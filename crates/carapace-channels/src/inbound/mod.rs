@@ -194,3 +194,7 @@ pub trait InboundSource: Send + Sync {
     /// one (a no-op elsewhere).
     async fn typing(&self, chat: &ChatRef, on: bool) -> Result<(), ChannelError>;
 }
+
+pub mod discord_gateway;
+pub mod slack_socket;
+mod websocket;
