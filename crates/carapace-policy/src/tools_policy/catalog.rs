@@ -3,12 +3,12 @@
 //! whether its calls are audited). The tools crate declares these in each tool's spec; the
 //! policy receives them as a [`Catalog`], so this crate never needs to know the tools.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ToolProfile;
 
 /// What a tool can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Effect {
     /// Reads files of the session's mounts.
@@ -40,7 +40,7 @@ impl Effect {
 }
 
 /// OpenClaw's tool sections; `group:<section>` names every tool of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Section {
     /// Files (`read`, `write`, `edit`, `apply_patch`, and carapace's `ls`).
@@ -65,6 +65,9 @@ pub enum Section {
     Agents,
     /// Media (`media_save`).
     Media,
+    /// Not one of OpenClaw's sections (a tool of a test backend): in no group but
+    /// `group:carapace`.
+    Other,
 }
 
 impl Section {
@@ -97,6 +100,7 @@ impl Section {
             Section::Nodes => "nodes",
             Section::Agents => "agents",
             Section::Media => "media",
+            Section::Other => "other",
         }
     }
 }
@@ -114,7 +118,7 @@ pub fn group_names() -> Vec<String> {
 }
 
 /// The policy facts of one tool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolMeta {
     /// Its section (and so its `group:*`).
