@@ -390,3 +390,61 @@ pub async fn dispatch(
     }
     crate::run(ctx, &call).await
 }
+
+/// The tools of one surface for an embedder: the agent runtime's `ToolExecutor` is these three
+/// calls on [`Surface::Agent`] (the model sees [`SurfaceTools::tools`]; a call it makes
+/// anyway is [`SurfaceTools::unavailable`]'s refusal; the rest runs through [`dispatch`]).
+#[derive(Debug, Clone)]
+pub struct SurfaceTools {
+    /// The tools' context.
+    pub ctx: ToolContext,
+    /// The surface whose policy applies.
+    pub surface: Surface,
+}
+
+impl SurfaceTools {
+    /// The tools of `surface` over `ctx`.
+    pub fn new(ctx: ToolContext, surface: Surface) -> SurfaceTools {
+        SurfaceTools { ctx, surface }
+    }
+
+    /// The tools the session has here (none when its policy cannot be resolved, e.g. an
+    /// unconfigured channel: nothing is offered that could not run).
+    pub fn tools(&self, session_key: &str, agent_id: &str, channel: Option<&str>) -> Vec<ToolSpec> {
+        list(
+            &self.ctx,
+            self.surface,
+            &ResolveInput {
+                agent: Some(agent_id),
+                channel,
+                session_key: Some(session_key),
+            },
+        )
+        .unwrap_or_default()
+    }
+
+    /// Why the session cannot call `tool` here (`TOOL_DENIED` naming the setting).
+    pub fn unavailable(
+        &self,
+        session_key: &str,
+        agent_id: &str,
+        channel: Option<&str>,
+        tool: &str,
+    ) -> Option<ToolError> {
+        refusal(
+            &self.ctx,
+            self.surface,
+            &ResolveInput {
+                agent: Some(agent_id),
+                channel,
+                session_key: Some(session_key),
+            },
+            tool,
+        )
+    }
+
+    /// Runs one call on this surface.
+    pub async fn invoke(&self, call: ToolCall) -> Result<Value, ToolError> {
+        dispatch(&self.ctx, &Origin::new(self.surface), call).await
+    }
+}

@@ -267,12 +267,11 @@ impl EffectiveTools {
             .collect()
     }
 
-    /// The typed refusal of a call to `tool`, when the policy blocks it: `TOOL_DENIED`, naming
-    /// the setting, with what to change in the hint.
-    pub fn refusal(&self, tool: &str) -> Option<ErrorEnvelope> {
-        let d = self.decision(tool)?;
-        let first = d.blocked_by.first()?;
-        let why = match &first.reason {
+    /// Why `tool` is blocked, in words naming the setting (`tools.deny lists it`), or `None`
+    /// when it is available.
+    pub fn reason(&self, tool: &str) -> Option<String> {
+        let first = self.decision(tool)?.blocked_by.first()?;
+        Some(match &first.reason {
             BlockReason::Denied { entry } if entry == tool => {
                 format!("{} lists it", first.setting)
             }
@@ -288,7 +287,15 @@ impl EffectiveTools {
             BlockReason::ExecSecurityDeny => format!("{} is \"deny\"", first.setting),
             BlockReason::ApplyPatchDisabled => format!("{} is false", first.setting),
             BlockReason::SurfaceDefault => first.setting.clone(),
-        };
+        })
+    }
+
+    /// The typed refusal of a call to `tool`, when the policy blocks it: `TOOL_DENIED`, naming
+    /// the setting, with what to change in the hint.
+    pub fn refusal(&self, tool: &str) -> Option<ErrorEnvelope> {
+        let d = self.decision(tool)?;
+        let first = d.blocked_by.first()?;
+        let why = self.reason(tool)?;
         let hint = match &first.reason {
             BlockReason::Denied { entry } => format!(
                 "remove {entry:?} from {} to allow it (every other layer must allow it too)",
