@@ -166,7 +166,7 @@ fn cases() -> Vec<Case> {
             extra: "",
             tool: "browser",
             args: json!({"action": "screenshot", "url": "http://127.0.0.1:9/"}),
-            setting: "the default sandbox tool policy (tools.sandbox.tools.deny unset)",
+            setting: "tools.sandbox.tools.deny (default)",
             still: "read",
         },
     ]

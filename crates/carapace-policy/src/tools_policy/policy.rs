@@ -286,7 +286,10 @@ impl EffectiveTools {
             }
             BlockReason::ExecSecurityDeny => format!("{} is \"deny\"", first.setting),
             BlockReason::ApplyPatchDisabled => format!("{} is false", first.setting),
-            BlockReason::SurfaceDefault => first.setting.clone(),
+            BlockReason::SurfaceDefault => format!(
+                "POST /tools/invoke serves neither exec nor the file tools unless {} lists them (OpenClaw's default)",
+                first.setting
+            ),
         })
     }
 
@@ -570,11 +573,8 @@ impl Config {
                     .map(|(n, _)| n.to_string())
                     .collect();
                 layer.deny.push(
-                    SettingList::new(
-                        "POST /tools/invoke serves neither exec nor the file tools unless gateway.tools.allow lists them",
-                        defaults,
-                    )
-                    .because(BlockReason::SurfaceDefault),
+                    SettingList::new("gateway.tools.allow", defaults)
+                        .because(BlockReason::SurfaceDefault),
                 );
                 if let Some(d) = g.tools.as_ref().and_then(|t| t.deny.clone()) {
                     layer.deny.push(SettingList::new("gateway.tools.deny", d));
@@ -697,7 +697,7 @@ fn sandbox_layer(
         Some((v, p)) => (v, p),
         None => (
             to_vec(SANDBOX_DEFAULT_ALLOW),
-            "the default sandbox tool policy (tools.sandbox.tools.allow unset)".to_string(),
+            "tools.sandbox.tools.allow (default)".to_string(),
         ),
     };
     allow_entries.extend(also.map(|(v, _)| v).unwrap_or_default());
@@ -705,7 +705,7 @@ fn sandbox_layer(
     layer.deny.push(match deny {
         Some((v, p)) => SettingList::new(p, v),
         None => SettingList::new(
-            "the default sandbox tool policy (tools.sandbox.tools.deny unset)",
+            "tools.sandbox.tools.deny (default)",
             // An explicit allow re-allows what the default denies.
             SANDBOX_DEFAULT_DENY
                 .iter()
