@@ -63,6 +63,35 @@ pub fn error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
     json_response(status, &body)
 }
 
+/// OpenClaw's `error.type` for a code (`not_found`, `invalid_request`, `unauthorized`,
+/// `tool_error`), added to `/tools/invoke` errors so clients written for OpenClaw read them.
+pub fn openclaw_error_type(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound | ErrorCode::ToolDenied => "not_found",
+        ErrorCode::BadRequest
+        | ErrorCode::TooLarge
+        | ErrorCode::RequestTimeout
+        | ErrorCode::IdempotencyKeyReused => "invalid_request",
+        ErrorCode::Unauthorized => "unauthorized",
+        _ => "tool_error",
+    }
+}
+
+/// [`error_response`] for `/tools/invoke`: the envelope plus OpenClaw's `error.type`.
+fn invoke_error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
+    let env = env.clone().with_detail("requestId", request_id);
+    let mut body = env.to_response_json();
+    if let Value::Object(m) = &mut body {
+        m.insert("requestId".into(), Value::String(request_id.to_string()));
+        if let Some(Value::Object(e)) = m.get_mut("error") {
+            e.insert("type".into(), openclaw_error_type(env.code).into());
+        }
+    }
+    let status =
+        StatusCode::from_u16(env.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &body)
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     let mut r = Response::new(Body::from(bytes));
@@ -247,10 +276,10 @@ async fn auth(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
         Ok(()) => next.run(req).await,
         Err(env) => {
             let rid = request_id_of(&req);
-            let mut r = if req.uri().path() == "/mcp" {
-                mcp_error_response(&env, &rid)
-            } else {
-                error_response(&env, &rid)
+            let mut r = match req.uri().path() {
+                "/mcp" => mcp_error_response(&env, &rid),
+                "/tools/invoke" => invoke_error_response(&env, &rid),
+                _ => error_response(&env, &rid),
             };
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, www_authenticate(h.is_some()));
@@ -325,16 +354,16 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return error_response(&too_large(), &rid);
+        return invoke_error_response(&too_large(), &rid);
     }
     let body = match read_body(req.into_body(), limit).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return error_response(&too_large(), &rid),
+        Err(BodyError::TooLarge) => return invoke_error_response(&too_large(), &rid),
         Err(BodyError::Other(r)) => return r.into_response(&rid),
     };
     let parsed = match crate::call::parse_invoke_body(&body) {
         Ok(c) => c,
-        Err(env) => return error_response(&env, &rid),
+        Err(env) => return invoke_error_response(&env, &rid),
     };
     let mut call = parsed.call;
     // The body wins; the headers fill in what it leaves out.
@@ -345,7 +374,7 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
         Some(k) => Some(k),
         None => match crate::call::idempotency_key(header_key) {
             Ok(k) => k,
-            Err(env) => return error_response(&env, &rid),
+            Err(env) => return invoke_error_response(&env, &rid),
         },
     };
     let creq = CallRequest {
@@ -359,7 +388,7 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
             StatusCode::OK,
             &json!({"ok": true, "result": openclaw_result(&result)}),
         ),
-        Err(env) => error_response(&env, &rid),
+        Err(env) => invoke_error_response(&env, &rid),
     }
 }
 

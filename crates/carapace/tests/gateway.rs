@@ -159,7 +159,12 @@ fn assert_envelope(v: &Value, code: &str) {
 
 #[tokio::test]
 async fn http_errors_are_envelopes_with_the_right_status() {
-    let gw = start(Some("{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }"), "022");
+    let gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let body = r#"{"tool":"ls","args":{}}"#;
     let (s, v) = gw.invoke_raw(None, body).await;
     assert_eq!(s, 401);
@@ -310,7 +315,12 @@ async fn configured_token_wins_and_carapace_up_prints_connection_help() {
 
 #[tokio::test]
 async fn invalid_config_edit_keeps_the_old_config() {
-    let mut gw = start(Some("{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }"), "022");
+    let mut gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let cfg = gw.dir.path().join("carapace.json5");
     let body = json!({"tool": "write", "args": {"path": "m.txt", "content": "y".repeat(80_000)}});
     assert_eq!(gw.invoke(body.clone()).await.0, 413);
@@ -354,7 +364,12 @@ async fn invalid_config_edit_keeps_the_old_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_writes_leaves_old_or_new_content() {
-    let mut gw = start(Some("{ gateway: { maxBodyBytes: 16777216, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }"), "022");
+    let mut gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 16777216, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let a = "a".repeat(4 << 20);
     let b = "b".repeat(4 << 20);
     assert_eq!(
