@@ -82,3 +82,23 @@ pub fn tools_factory() -> BackendFactory {
         Ok(backend)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The audit log's list of audited tools is exactly what the registry's effects say.
+    #[test]
+    fn audited_tools_follow_the_effects() {
+        let mut from_effects: Vec<String> = carapace_tools::tool_specs()
+            .into_iter()
+            .filter(|s| s.meta.audited())
+            .map(|s| s.name)
+            .collect();
+        from_effects.sort();
+        let mut listed: Vec<String> = crate::audit::AUDITED_TOOLS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(from_effects, listed);
+    }
+}

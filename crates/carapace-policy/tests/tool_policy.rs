@@ -32,12 +32,27 @@ fn catalog() -> Catalog {
     Catalog::new([
         t("read", Section::Fs, &[Coding], &[ReadsWorkspace]),
         t("write", Section::Fs, &[Coding], &[WritesWorkspace]),
-        t("edit", Section::Fs, &[Coding], &[ReadsWorkspace, WritesWorkspace]),
-        t("apply_patch", Section::Fs, &[Coding], &[ReadsWorkspace, WritesWorkspace]),
+        t(
+            "edit",
+            Section::Fs,
+            &[Coding],
+            &[ReadsWorkspace, WritesWorkspace],
+        ),
+        t(
+            "apply_patch",
+            Section::Fs,
+            &[Coding],
+            &[ReadsWorkspace, WritesWorkspace],
+        ),
         t("ls", Section::Fs, &[Coding], &[ReadsWorkspace]),
         t("exec", Section::Runtime, &[Coding], &[RunsProcesses]),
         t("browser", Section::Ui, &[], &[Network, WritesMedia]),
-        t("message", Section::Messaging, &[Messaging], &[SendsOutbound]),
+        t(
+            "message",
+            Section::Messaging,
+            &[Messaging],
+            &[SendsOutbound],
+        ),
         t("media_save", Section::Media, &[Coding], &[WritesMedia]),
     ])
 }
@@ -108,31 +123,136 @@ fn each_restricting_key_names_its_setting_on_every_surface() {
         // (config, session, tool, setting)
         (r#"{tools: {deny: ["exec"]}}"#, MAIN, "exec", "tools.deny"),
         (r#"{tools: {deny: ["BASH"]}}"#, MAIN, "exec", "tools.deny"),
-        (r#"{tools: {deny: ["group:runtime"]}}"#, MAIN, "exec", "tools.deny"),
+        (
+            r#"{tools: {deny: ["group:runtime"]}}"#,
+            MAIN,
+            "exec",
+            "tools.deny",
+        ),
         (r#"{tools: {deny: ["*"]}}"#, MAIN, "read", "tools.deny"),
-        (r#"{tools: {deny: ["apply-patch"]}}"#, MAIN, "apply_patch", "tools.deny"),
+        (
+            r#"{tools: {deny: ["apply-patch"]}}"#,
+            MAIN,
+            "apply_patch",
+            "tools.deny",
+        ),
         (r#"{tools: {allow: ["read"]}}"#, MAIN, "exec", "tools.allow"),
-        (r#"{tools: {profile: "coding"}}"#, MAIN, "message", "tools.profile"),
-        (r#"{tools: {profile: "messaging"}}"#, MAIN, "exec", "tools.profile"),
-        (r#"{tools: {profile: "minimal"}}"#, MAIN, "read", "tools.profile"),
-        (r#"{tools: {exec: {security: "deny"}}}"#, MAIN, "exec", "tools.exec.security"),
-        (r#"{tools: {exec: {applyPatch: {enabled: false}}}}"#, MAIN, "apply_patch", "tools.exec.applyPatch.enabled"),
-        (r#"{agents: {list: [{id: "main", tools: {deny: ["exec"]}}]}}"#, MAIN, "exec", "agents.list[0].tools.deny"),
-        (r#"{agents: {entries: {main: {tools: {deny: ["exec"]}}}}}"#, MAIN, "exec", "agents.entries.main.tools.deny"),
-        (r#"{agents: {list: [{id: "w"}, {id: "main", tools: {allow: ["ls"]}}]}}"#, MAIN, "exec", "agents.list[1].tools.allow"),
-        (r#"{agents: {entries: {main: {tools: {allow: ["ls"]}}}}}"#, MAIN, "exec", "agents.entries.main.tools.allow"),
-        (r#"{agents: {list: [{id: "main", tools: {profile: "minimal"}}]}}"#, MAIN, "read", "agents.list[0].tools.profile"),
-        (r#"{agents: {entries: {main: {tools: {profile: "messaging"}}}}}"#, MAIN, "exec", "agents.entries.main.tools.profile"),
-        (r#"{agents: {list: [{id: "main", tools: {exec: {security: "deny"}}}]}}"#, MAIN, "exec", "agents.list[0].tools.exec.security"),
-        (r#"{agents: {entries: {main: {tools: {exec: {security: "deny"}}}}}}"#, MAIN, "exec", "agents.entries.main.tools.exec.security"),
+        (
+            r#"{tools: {profile: "coding"}}"#,
+            MAIN,
+            "message",
+            "tools.profile",
+        ),
+        (
+            r#"{tools: {profile: "messaging"}}"#,
+            MAIN,
+            "exec",
+            "tools.profile",
+        ),
+        (
+            r#"{tools: {profile: "minimal"}}"#,
+            MAIN,
+            "read",
+            "tools.profile",
+        ),
+        (
+            r#"{tools: {exec: {security: "deny"}}}"#,
+            MAIN,
+            "exec",
+            "tools.exec.security",
+        ),
+        (
+            r#"{tools: {exec: {applyPatch: {enabled: false}}}}"#,
+            MAIN,
+            "apply_patch",
+            "tools.exec.applyPatch.enabled",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {deny: ["exec"]}}]}}"#,
+            MAIN,
+            "exec",
+            "agents.list[0].tools.deny",
+        ),
+        (
+            r#"{agents: {entries: {main: {tools: {deny: ["exec"]}}}}}"#,
+            MAIN,
+            "exec",
+            "agents.entries.main.tools.deny",
+        ),
+        (
+            r#"{agents: {list: [{id: "w"}, {id: "main", tools: {allow: ["ls"]}}]}}"#,
+            MAIN,
+            "exec",
+            "agents.list[1].tools.allow",
+        ),
+        (
+            r#"{agents: {entries: {main: {tools: {allow: ["ls"]}}}}}"#,
+            MAIN,
+            "exec",
+            "agents.entries.main.tools.allow",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {profile: "minimal"}}]}}"#,
+            MAIN,
+            "read",
+            "agents.list[0].tools.profile",
+        ),
+        (
+            r#"{agents: {entries: {main: {tools: {profile: "messaging"}}}}}"#,
+            MAIN,
+            "exec",
+            "agents.entries.main.tools.profile",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {exec: {security: "deny"}}}]}}"#,
+            MAIN,
+            "exec",
+            "agents.list[0].tools.exec.security",
+        ),
+        (
+            r#"{agents: {entries: {main: {tools: {exec: {security: "deny"}}}}}}"#,
+            MAIN,
+            "exec",
+            "agents.entries.main.tools.exec.security",
+        ),
         // The sandbox tool policy, for a sandboxed session.
-        (r#"{agents: {defaults: {sandbox: {mode: "all"}}}, tools: {sandbox: {tools: {deny: ["exec"]}}}}"#, MAIN, "exec", "tools.sandbox.tools.deny"),
-        (r#"{agents: {defaults: {sandbox: {mode: "all"}}}, tools: {sandbox: {tools: {allow: ["read"]}}}}"#, MAIN, "exec", "tools.sandbox.tools.allow"),
-        (r#"{agents: {defaults: {sandbox: {mode: "non-main"}}, list: [{id: "main", tools: {sandbox: {tools: {deny: ["write"]}}}}]}}"#, DM, "write", "agents.list[0].tools.sandbox.tools.deny"),
-        (r#"{agents: {defaults: {sandbox: {mode: "all"}}, entries: {main: {tools: {sandbox: {tools: {allow: ["ls"]}}}}}}}"#, MAIN, "read", "agents.entries.main.tools.sandbox.tools.allow"),
-        (r#"{agents: {defaults: {sandbox: {mode: "all"}}}}"#, MAIN, "browser", "tools.sandbox.tools.deny (default)"),
+        (
+            r#"{agents: {defaults: {sandbox: {mode: "all"}}}, tools: {sandbox: {tools: {deny: ["exec"]}}}}"#,
+            MAIN,
+            "exec",
+            "tools.sandbox.tools.deny",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {mode: "all"}}}, tools: {sandbox: {tools: {allow: ["read"]}}}}"#,
+            MAIN,
+            "exec",
+            "tools.sandbox.tools.allow",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {mode: "non-main"}}, list: [{id: "main", tools: {sandbox: {tools: {deny: ["write"]}}}}]}}"#,
+            DM,
+            "write",
+            "agents.list[0].tools.sandbox.tools.deny",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {mode: "all"}}, entries: {main: {tools: {sandbox: {tools: {allow: ["ls"]}}}}}}}"#,
+            MAIN,
+            "read",
+            "agents.entries.main.tools.sandbox.tools.allow",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {mode: "all"}}}}"#,
+            MAIN,
+            "browser",
+            "tools.sandbox.tools.deny (default)",
+        ),
         // Sub-agent sessions.
-        (r#"{tools: {subagents: {tools: {deny: ["exec"]}}}}"#, "agent:main:subagent:abc", "exec", "tools.subagents.tools.deny"),
+        (
+            r#"{tools: {subagents: {tools: {deny: ["exec"]}}}}"#,
+            "agent:main:subagent:abc",
+            "exec",
+            "tools.subagents.tools.deny",
+        ),
     ];
     for (text, session, tool, setting) in cases {
         let c = load(text);
@@ -158,7 +278,11 @@ fn sandbox_policy_applies_only_when_sandboxed() {
     let c = load(
         r#"{agents: {defaults: {sandbox: {mode: "non-main"}}}, tools: {sandbox: {tools: {deny: ["exec"]}}}}"#,
     );
-    assert_eq!(blocked(&c, MAIN, Surface::Cli, "exec"), None, "main is not sandboxed");
+    assert_eq!(
+        blocked(&c, MAIN, Surface::Cli, "exec"),
+        None,
+        "main is not sandboxed"
+    );
     assert_eq!(
         blocked(&c, DM, Surface::Cli, "exec").as_deref(),
         Some("tools.sandbox.tools.deny")
@@ -169,18 +293,37 @@ fn sandbox_policy_applies_only_when_sandboxed() {
     let p = policy(&c, MAIN, Surface::Agent);
     assert_eq!(
         p.allowed(),
-        vec!["read", "write", "edit", "apply_patch", "ls", "exec", "message", "media_save"]
+        vec![
+            "read",
+            "write",
+            "edit",
+            "apply_patch",
+            "ls",
+            "exec",
+            "message",
+            "media_save"
+        ]
     );
     let c = load(
         r#"{agents: {defaults: {sandbox: {mode: "all"}}}, tools: {sandbox: {tools: {alsoAllow: ["browser"]}}}}"#,
     );
-    assert!(policy(&c, MAIN, Surface::Agent).decision("browser").unwrap().allowed);
+    assert!(
+        policy(&c, MAIN, Surface::Agent)
+            .decision("browser")
+            .unwrap()
+            .allowed
+    );
     // The agent's list replaces the global one, list by list.
     let c = load(
         r#"{agents: {defaults: {sandbox: {mode: "all"}}, list: [{id: "main", tools: {sandbox: {tools: {deny: []}}}}]},
             tools: {sandbox: {tools: {deny: ["exec"]}}}}"#,
     );
-    assert!(policy(&c, MAIN, Surface::Cli).decision("exec").unwrap().allowed);
+    assert!(
+        policy(&c, MAIN, Surface::Cli)
+            .decision("exec")
+            .unwrap()
+            .allowed
+    );
 }
 
 #[test]
@@ -198,17 +341,26 @@ fn deny_wins_over_every_allow() {
         assert_eq!(d.blocked_by[0].setting, "tools.deny");
     }
     // A global deny is not undone by the agent's allow.
-    let c = load(
-        r#"{tools: {deny: ["exec"]}, agents: {entries: {main: {tools: {allow: ["exec"]}}}}}"#,
-    );
+    let c =
+        load(r#"{tools: {deny: ["exec"]}, agents: {entries: {main: {tools: {allow: ["exec"]}}}}}"#);
     assert_eq!(
         blocked(&c, MAIN, Surface::Agent, "exec").as_deref(),
         Some("tools.deny")
     );
     // allow: ["exec"] allows apply_patch too, as in OpenClaw.
     let c = load(r#"{tools: {allow: ["exec"]}}"#);
-    assert!(policy(&c, MAIN, Surface::Cli).decision("apply_patch").unwrap().allowed);
-    assert!(!policy(&c, MAIN, Surface::Cli).decision("write").unwrap().allowed);
+    assert!(
+        policy(&c, MAIN, Surface::Cli)
+            .decision("apply_patch")
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !policy(&c, MAIN, Surface::Cli)
+            .decision("write")
+            .unwrap()
+            .allowed
+    );
 }
 
 #[test]
@@ -217,7 +369,16 @@ fn the_http_surface_keys() {
     let p = policy(&c, MAIN, Surface::Http);
     assert_eq!(
         p.allowed(),
-        vec!["read", "write", "edit", "apply_patch", "ls", "exec", "browser", "media_save"]
+        vec![
+            "read",
+            "write",
+            "edit",
+            "apply_patch",
+            "ls",
+            "exec",
+            "browser",
+            "media_save"
+        ]
     );
     assert_eq!(
         blocked(&c, MAIN, Surface::Http, "message").as_deref(),
@@ -233,7 +394,12 @@ fn the_http_surface_keys() {
     assert_eq!(blocked(&c, MAIN, Surface::Agent, "exec"), None);
     // gateway.tools.allow is not an allowlist: it only lifts the default.
     let c = load(r#"{gateway: {tools: {allow: ["read"]}}}"#);
-    assert!(policy(&c, MAIN, Surface::Http).decision("message").unwrap().allowed);
+    assert!(
+        policy(&c, MAIN, Surface::Http)
+            .decision("message")
+            .unwrap()
+            .allowed
+    );
 }
 
 #[test]
@@ -274,31 +440,88 @@ fn entries_that_name_no_tool_are_noted() {
 #[test]
 fn unimplemented_restricting_keys_refuse_to_load() {
     let cases: &[(&str, &str)] = &[
-        (r#"{tools: {byProvider: {openai: {deny: ["exec"]}}}}"#, "tools.byProvider"),
-        (r#"{agents: {list: [{id: "main", tools: {byProvider: {}}}]}}"#, "agents.list[0].tools.byProvider"),
-        (r#"{agents: {entries: {main: {tools: {byProvider: {}}}}}}"#, "agents.entries.main.tools.byProvider"),
-        (r#"{agents: {defaults: {tools: {deny: ["exec"]}}}}"#, "agents.defaults.tools"),
-        (r#"{agents: {defaults: {sandbox: {tools: {deny: ["exec"]}}}}}"#, "agents.defaults.sandbox.tools"),
+        (
+            r#"{tools: {byProvider: {openai: {deny: ["exec"]}}}}"#,
+            "tools.byProvider",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {byProvider: {}}}]}}"#,
+            "agents.list[0].tools.byProvider",
+        ),
+        (
+            r#"{agents: {entries: {main: {tools: {byProvider: {}}}}}}"#,
+            "agents.entries.main.tools.byProvider",
+        ),
+        (
+            r#"{agents: {defaults: {tools: {deny: ["exec"]}}}}"#,
+            "agents.defaults.tools",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {tools: {deny: ["exec"]}}}}}"#,
+            "agents.defaults.sandbox.tools",
+        ),
         (r#"{tools: {exec: {ask: "always"}}}"#, "tools.exec.ask"),
         (r#"{tools: {exec: {ask: "on-miss"}}}"#, "tools.exec.ask"),
-        (r#"{agents: {list: [{id: "main", tools: {exec: {ask: "always"}}}]}}"#, "agents.list[0].tools.exec.ask"),
+        (
+            r#"{agents: {list: [{id: "main", tools: {exec: {ask: "always"}}}]}}"#,
+            "agents.list[0].tools.exec.ask",
+        ),
         (r#"{tools: {exec: {host: "gateway"}}}"#, "tools.exec.host"),
         (r#"{tools: {exec: {host: "node"}}}"#, "tools.exec.host"),
-        (r#"{agents: {entries: {main: {tools: {exec: {host: "node"}}}}}}"#, "agents.entries.main.tools.exec.host"),
+        (
+            r#"{agents: {entries: {main: {tools: {exec: {host: "node"}}}}}}"#,
+            "agents.entries.main.tools.exec.host",
+        ),
         (r#"{tools: {exec: {reviewer: {}}}}"#, "tools.exec.reviewer"),
-        (r#"{tools: {exec: {strictInlineEval: true}}}"#, "tools.exec.strictInlineEval"),
-        (r#"{agents: {list: [{id: "main", tools: {exec: {timeoutSec: 5}}}]}}"#, "agents.list[0].tools.exec.timeoutSec"),
-        (r#"{tools: {exec: {applyPatch: {allowModels: ["gpt-5"]}}}}"#, "tools.exec.applyPatch.allowModels"),
-        (r#"{tools: {message: {crossContext: {allowAcrossProviders: false}}}}"#, "tools.message.crossContext.allowAcrossProviders"),
-        (r#"{tools: {message: {crossContext: {allowWithinProvider: false}}}}"#, "tools.message.crossContext.allowWithinProvider"),
-        (r#"{agents: {defaults: {sandbox: {perSession: true}}}}"#, "agents.defaults.sandbox.perSession"),
-        (r#"{agents: {defaults: {sandbox: {docker: {seccompProfile: "x.json"}}}}}"#, "agents.defaults.sandbox.docker.seccompProfile"),
-        (r#"{agents: {list: [{id: "main", sandbox: {docker: {apparmorProfile: "p"}}}]}}"#, "agents.list[0].sandbox.docker.apparmorProfile"),
-        (r#"{agents: {defaults: {sandbox: {docker: {ulimits: {nofile: 10}}}}}}"#, "agents.defaults.sandbox.docker.ulimits"),
-        (r#"{agents: {defaults: {sandbox: {docker: {memorySwap: "1g"}}}}}"#, "agents.defaults.sandbox.docker.memorySwap"),
-        (r#"{agents: {defaults: {sandbox: {docker: {cpuShares: 512}}}}}"#, "agents.defaults.sandbox.docker.cpuShares"),
+        (
+            r#"{tools: {exec: {strictInlineEval: true}}}"#,
+            "tools.exec.strictInlineEval",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {exec: {timeoutSec: 5}}}]}}"#,
+            "agents.list[0].tools.exec.timeoutSec",
+        ),
+        (
+            r#"{tools: {exec: {applyPatch: {allowModels: ["gpt-5"]}}}}"#,
+            "tools.exec.applyPatch.allowModels",
+        ),
+        (
+            r#"{tools: {message: {crossContext: {allowAcrossProviders: false}}}}"#,
+            "tools.message.crossContext.allowAcrossProviders",
+        ),
+        (
+            r#"{tools: {message: {crossContext: {allowWithinProvider: false}}}}"#,
+            "tools.message.crossContext.allowWithinProvider",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {perSession: true}}}}"#,
+            "agents.defaults.sandbox.perSession",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {docker: {seccompProfile: "x.json"}}}}}"#,
+            "agents.defaults.sandbox.docker.seccompProfile",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", sandbox: {docker: {apparmorProfile: "p"}}}]}}"#,
+            "agents.list[0].sandbox.docker.apparmorProfile",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {docker: {ulimits: {nofile: 10}}}}}}"#,
+            "agents.defaults.sandbox.docker.ulimits",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {docker: {memorySwap: "1g"}}}}}"#,
+            "agents.defaults.sandbox.docker.memorySwap",
+        ),
+        (
+            r#"{agents: {defaults: {sandbox: {docker: {cpuShares: 512}}}}}"#,
+            "agents.defaults.sandbox.docker.cpuShares",
+        ),
         // An unknown key in the exec policy could be a restriction: refused, not dropped.
-        (r#"{tools: {exec: {securty: "deny"}}}"#, "tools.exec.securty"),
+        (
+            r#"{tools: {exec: {securty: "deny"}}}"#,
+            "tools.exec.securty",
+        ),
     ];
     for (text, path) in cases {
         let e = parse(text).expect_err(text);
@@ -354,15 +577,36 @@ fn openclaw_timeout_sec_is_the_exec_timeout() {
 #[test]
 fn bad_lists_are_refused() {
     for (text, path) in [
-        (r#"{tools: {allow: ["read"], alsoAllow: ["exec"]}}"#, "tools.alsoAllow"),
+        (
+            r#"{tools: {allow: ["read"], alsoAllow: ["exec"]}}"#,
+            "tools.alsoAllow",
+        ),
         (r#"{tools: {deny: [""]}}"#, "tools.deny[0]"),
-        (r#"{tools: {exec: {allowlist: ["bin/git"]}}}"#, "tools.exec.allowlist[0]"),
-        (r#"{tools: {exec: {allowlist: ["/usr/../bin/sh"]}}}"#, "tools.exec.allowlist[0]"),
-        (r#"{agents: {list: [{id: "main", tools: {exec: {allowlist: ["git status"]}}}]}}"#, "agents.list[0].tools.exec.allowlist[0]"),
+        (
+            r#"{tools: {exec: {allowlist: ["bin/git"]}}}"#,
+            "tools.exec.allowlist[0]",
+        ),
+        (
+            r#"{tools: {exec: {allowlist: ["/usr/../bin/sh"]}}}"#,
+            "tools.exec.allowlist[0]",
+        ),
+        (
+            r#"{agents: {list: [{id: "main", tools: {exec: {allowlist: ["git status"]}}}]}}"#,
+            "agents.list[0].tools.exec.allowlist[0]",
+        ),
         (r#"{tools: {profile: "everything"}}"#, "tools.profile"),
-        (r#"{tools: {exec: {security: "ask"}}}"#, "tools.exec.security"),
-        (r#"{gateway: {tools: {deny: ["group:nope"]}}}"#, "gateway.tools.deny[0]"),
-        (r#"{tools: {sandbox: {tools: {deny: ["exec"], bogus: 1}}}}"#, "tools.sandbox.tools"),
+        (
+            r#"{tools: {exec: {security: "ask"}}}"#,
+            "tools.exec.security",
+        ),
+        (
+            r#"{gateway: {tools: {deny: ["group:nope"]}}}"#,
+            "gateway.tools.deny[0]",
+        ),
+        (
+            r#"{tools: {sandbox: {tools: {deny: ["exec"], bogus: 1}}}}"#,
+            "tools.sandbox.tools",
+        ),
     ] {
         let e = parse(text).expect_err(text);
         let env = carapace_policy::CarapaceError::to_envelope(&e);
@@ -444,9 +688,24 @@ fn hostile_command_lines_against_the_allowlist() {
 
 fn arb_list() -> impl Strategy<Value = Vec<String>> {
     let entries = prop::sample::select(vec![
-        "read", "write", "edit", "apply_patch", "ls", "exec", "browser", "message", "media_save",
-        "group:fs", "group:runtime", "group:ui", "group:messaging", "group:media", "group:openclaw",
-        "*", "e*", "bash",
+        "read",
+        "write",
+        "edit",
+        "apply_patch",
+        "ls",
+        "exec",
+        "browser",
+        "message",
+        "media_save",
+        "group:fs",
+        "group:runtime",
+        "group:ui",
+        "group:messaging",
+        "group:media",
+        "group:openclaw",
+        "*",
+        "e*",
+        "bash",
     ]);
     prop::collection::vec(entries.prop_map(str::to_string), 0..4)
 }
