@@ -711,9 +711,9 @@ fn sandbox_layer(
                 .iter()
                 .filter(|d| {
                     let name = normalize(d);
-                    !catalog
+                    catalog
                         .get(&name)
-                        .is_some_and(|m| first_match(&explicit, &name, m).is_some())
+                        .is_none_or(|m| first_match(&explicit, &name, m).is_none())
                 })
                 .map(|s| s.to_string())
                 .collect(),
