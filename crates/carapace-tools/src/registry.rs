@@ -376,6 +376,12 @@ pub async fn dispatch(
     origin: &Origin,
     call: ToolCall,
 ) -> Result<Value, ToolError> {
+    let call = prepare(ctx, origin, call)?;
+    crate::run(ctx, &call).await
+}
+
+/// Every check of [`dispatch`], without running the tool: the call as the tool will read it.
+fn prepare(ctx: &ToolContext, origin: &Origin, call: ToolCall) -> Result<ToolCall, ToolError> {
     let Some(spec) = spec(&call.tool) else {
         return Err(unknown_tool(&call.tool));
     };
@@ -388,7 +394,25 @@ pub async fn dispatch(
     if call.tool == "exec" {
         exec_allowlist(&p, &mut call)?;
     }
-    crate::run(ctx, &call).await
+    Ok(call)
+}
+
+/// [`dispatch`] of a `message` call with a progress callback (the CLI's progress bar for
+/// large uploads): the same checks, the same policy.
+pub async fn dispatch_message(
+    ctx: &ToolContext,
+    origin: &Origin,
+    call: ToolCall,
+    progress: Option<carapace_channels::Progress>,
+) -> Result<Value, ToolError> {
+    if call.tool != "message" {
+        return Err(ToolError::bad_request(format!(
+            "dispatch_message runs the message tool, not {:?}",
+            call.tool
+        )));
+    }
+    let call = prepare(ctx, origin, call)?;
+    crate::message::send(ctx, &call, progress).await
 }
 
 /// The tools of one surface for an embedder: the agent runtime's `ToolExecutor` is these three

@@ -239,3 +239,22 @@ fn mcp_over_stdio_obeys_the_policy_and_exits_cleanly() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(!e.ws().join("pwned").exists());
 }
+
+#[test]
+fn carapace_message_send_obeys_the_policy() {
+    let e = Env::new(r#"{"tools": {"deny": ["message"]}}"#);
+    let (code, v, _) = e.run(&[
+        "message",
+        "send",
+        "--channel",
+        "inbox",
+        "--target",
+        "user:me",
+        "--message",
+        "hi",
+    ]);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["error"]["code"], "TOOL_DENIED");
+    assert_eq!(v["error"]["details"]["setting"], "tools.deny");
+    assert!(!e.dir.path().join("state/inbox").exists());
+}
