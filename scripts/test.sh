@@ -15,7 +15,7 @@ export CARAPACE_TEST_STRICT=1
 
 echo "==> test dependencies" >&2
 apt_ensure bubblewrap ca-certificates curl
-for dep in scripts/docker.sh scripts/synapse.sh scripts/chromium.sh scripts/llama.sh; do
+for dep in scripts/docker.sh scripts/synapse.sh scripts/chromium.sh scripts/llama.sh scripts/mcp-python.sh; do
   if [ -f "$dep" ]; then
     # shellcheck disable=SC1090
     source "$dep"

@@ -33,4 +33,11 @@ pub trait ToolExecutor: Send + Sync {
     /// Runs one call. `call` carries the session key, agent id and channel of the turn. A
     /// typed error is not a failed turn: it goes back to the model as the tool's result.
     fn invoke<'a>(&'a self, call: ToolCall) -> ToolFuture<'a>;
+
+    /// Why `tool`, which [`ToolExecutor::tools`] did not offer, cannot be called — the typed
+    /// refusal the model reads when it calls it anyway (a policy names its setting here). The
+    /// runtime never invokes such a tool; `None` gives a plain `NOT_FOUND`.
+    fn unavailable(&self, _session: &SessionInfo, _tool: &str) -> Option<ErrorEnvelope> {
+        None
+    }
 }

@@ -364,6 +364,9 @@ async fn run_tool(
         .with_detail("arguments", cut_chars(raw, 200).0)));
     }
     if !offered.contains(call.name.as_str()) {
+        if let Some(refusal) = env.tools.unavailable(env.session, &call.name) {
+            return Ok(Err(refusal));
+        }
         return Ok(Err(ErrorEnvelope::new(
             ErrorCode::NotFound,
             format!("there is no tool {:?} in this session", call.name),

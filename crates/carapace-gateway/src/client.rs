@@ -33,8 +33,9 @@ pub fn resolve_token(state_dir: &Path) -> Result<String, ErrorEnvelope> {
 }
 
 /// `POST <url>/tools/invoke` with the bearer token. `url` is the gateway's base URL
-/// (`http://127.0.0.1:18789`) or the full endpoint URL. The result is the tool's `result`; a
-/// typed error from the gateway comes back as the same envelope.
+/// (`http://127.0.0.1:18789`) or the full endpoint URL. The result is the tool's structured
+/// result (`result.details` of the answer); a typed error from the gateway comes back as the
+/// same envelope.
 pub async fn invoke(url: &str, token: &str, call: ToolCall) -> Result<Value, ErrorEnvelope> {
     let endpoint = endpoint(url);
     let client = reqwest::Client::builder()
@@ -78,7 +79,12 @@ pub async fn invoke(url: &str, token: &str, call: ToolCall) -> Result<Value, Err
         .with_detail("httpStatus", status.as_u16())
     })?;
     if v.get("ok").and_then(Value::as_bool) == Some(true) {
-        return Ok(v.get("result").cloned().unwrap_or(Value::Null));
+        // OpenClaw's shape: `{content, details}`, carapace's structured result in `details`.
+        let result = v.get("result").cloned().unwrap_or(Value::Null);
+        return Ok(match result.get("details") {
+            Some(d) if result.get("content").is_some() => d.clone(),
+            _ => result,
+        });
     }
     match v
         .get("error")

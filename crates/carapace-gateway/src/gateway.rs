@@ -2,16 +2,18 @@
 //! call pipeline (tool lookup → run under the request budget with panics caught → metrics →
 //! audit) that HTTP, MCP-over-HTTP and MCP-over-stdio all go through.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use carapace_policy::{Config, ErrorCode, ErrorEnvelope};
+use carapace_policy::tools_policy::Surface;
+use carapace_policy::{Config, ErrorCode, ErrorEnvelope, ResolveInput};
 use serde_json::Value;
 
-use crate::audit::{AUDITED_TOOLS, AuditLog, AuditRecord};
+use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::Token;
-use crate::call::{ToolBackend, ToolCall, ToolSpec};
+use crate::call::{Origin, ToolBackend, ToolCall, ToolSpec};
+use crate::idempotency::{Begin, IdempotencyCache};
 use crate::metrics::Metrics;
 
 /// Default largest request body (`gateway.maxBodyBytes`).
@@ -70,7 +72,9 @@ impl Limits {
 
 struct BackendSlot {
     backend: Arc<dyn ToolBackend>,
-    names: HashSet<String>,
+    /// Every tool the backend has, and whether its calls are audited (its effects go beyond
+    /// reading the workspace).
+    audited: HashMap<String, bool>,
     specs: Arc<Vec<ToolSpec>>,
 }
 
@@ -78,7 +82,10 @@ impl BackendSlot {
     fn new(backend: Arc<dyn ToolBackend>) -> BackendSlot {
         let specs = backend.specs();
         BackendSlot {
-            names: specs.iter().map(|s| s.name.clone()).collect(),
+            audited: specs
+                .iter()
+                .map(|s| (s.name.clone(), s.meta.audited()))
+                .collect(),
             specs: Arc::new(specs),
             backend,
         }
@@ -91,6 +98,7 @@ struct Inner {
     limits: RwLock<Limits>,
     audit: Option<AuditLog>,
     metrics: Metrics,
+    idempotency: IdempotencyCache,
 }
 
 /// The gateway's shared state. Cheap to clone.
@@ -127,6 +135,39 @@ impl Transport {
             Transport::McpStdio => "mcp-stdio",
         }
     }
+
+    /// The tool-policy surface: `/tools/invoke` is `http`, both MCP transports are `mcp`.
+    pub fn surface(self) -> Surface {
+        match self {
+            Transport::Http => Surface::Http,
+            Transport::McpHttp | Transport::McpStdio => Surface::Mcp,
+        }
+    }
+}
+
+/// How a call arrived, besides the call itself.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// The request id.
+    pub request_id: String,
+    /// The transport (and so the policy surface).
+    pub transport: Transport,
+    /// A channel the client named as context only (`x-openclaw-message-channel`).
+    pub channel_hint: Option<String>,
+    /// `idempotencyKey`.
+    pub idempotency_key: Option<String>,
+}
+
+impl CallRequest {
+    /// A request with no hint and no idempotency key.
+    pub fn new(request_id: &str, transport: Transport) -> CallRequest {
+        CallRequest {
+            request_id: request_id.to_string(),
+            transport,
+            channel_hint: None,
+            idempotency_key: None,
+        }
+    }
 }
 
 impl Gateway {
@@ -148,6 +189,7 @@ impl Gateway {
                 limits: RwLock::new(limits),
                 audit,
                 metrics,
+                idempotency: IdempotencyCache::default(),
             }),
         })
     }
@@ -185,9 +227,18 @@ impl Gateway {
         self.inner.audit.as_ref()
     }
 
-    /// Every tool, with its schema.
+    /// Every tool, with its schema (whatever the policy says).
     pub fn specs(&self) -> Arc<Vec<ToolSpec>> {
         self.slot().specs.clone()
+    }
+
+    /// The tools the session `input` names has on `surface`, as the backend's policy decides.
+    pub fn list(
+        &self,
+        surface: Surface,
+        input: &ResolveInput<'_>,
+    ) -> Result<Vec<ToolSpec>, ErrorEnvelope> {
+        self.slot().backend.list(surface, input)
     }
 
     fn slot(&self) -> Arc<BackendSlot> {
@@ -223,36 +274,66 @@ impl Gateway {
         m.sandboxes_alive.set(n);
     }
 
-    /// Runs one tool call: unknown tool → `NOT_FOUND`; the call runs in its own task under the
-    /// request budget (`TIMEOUT` past it, `INTERNAL` if it panics); then metrics and, for
-    /// mutations, execs and sends, one audit line.
-    pub async fn call(
-        &self,
-        call: ToolCall,
-        request_id: &str,
-        transport: Transport,
-    ) -> Result<Value, ErrorEnvelope> {
+    /// Runs one tool call: unknown tool → `NOT_FOUND`; with an idempotency key, a repeat of
+    /// a call of the last window gets its outcome without running again; the call runs in its
+    /// own task under the request budget (`TIMEOUT` past it, `INTERNAL` if it panics) and the
+    /// backend applies the tool policy of the request's surface; then metrics and, for tools
+    /// whose effects go beyond reading, one audit line.
+    pub async fn call(&self, call: ToolCall, req: &CallRequest) -> Result<Value, ErrorEnvelope> {
         let slot = self.slot();
         let m = &self.inner.metrics;
-        if !slot.names.contains(&call.tool) {
+        let request_id = req.request_id.as_str();
+        let Some(&audited) = slot.audited.get(&call.tool) else {
             m.calls.with_label_values(&["(unknown)", "NOT_FOUND"]).inc();
-            let mut names: Vec<&str> = slot.names.iter().map(String::as_str).collect();
+            let mut names: Vec<&str> = slot.audited.keys().map(String::as_str).collect();
             names.sort_unstable();
             return Err(ErrorEnvelope::new(
                 ErrorCode::NotFound,
                 format!("there is no tool named {:?}", call.tool),
             )
-            .with_hint(format!("available tools: {}", names.join(", ")))
+            .with_hint(format!("carapace's tools: {}", names.join(", ")))
             .with_detail("tool", call.tool.clone()));
-        }
+        };
         let budget = self.limits().request_timeout;
+        let pending = match &req.idempotency_key {
+            None => None,
+            Some(key) => match self.inner.idempotency.begin(key, &call)? {
+                Begin::Run(p) => Some(p),
+                Begin::Replay(outcome) => {
+                    m.calls.with_label_values(&[&call.tool, "REPLAYED"]).inc();
+                    return outcome;
+                }
+                Begin::Wait(rx) => {
+                    m.calls.with_label_values(&[&call.tool, "REPLAYED"]).inc();
+                    return match tokio::time::timeout(budget, crate::idempotency::wait(rx)).await
+                    {
+                        Ok(o) => o,
+                        Err(_) => Err(timeout(&call.tool, budget)
+                            .with_hint("the first call with this idempotencyKey is still running; retry with the same key later")),
+                    };
+                }
+            },
+        };
         let started = Instant::now();
         m.in_flight.inc();
         let is_exec = call.tool == "exec";
         if is_exec {
             m.execs_in_flight.inc();
         }
-        let task = tokio::spawn(slot.backend.invoke(call.clone()));
+        let origin = Origin {
+            surface: req.transport.surface(),
+            channel_hint: req.channel_hint.clone(),
+        };
+        let run = slot.backend.invoke(call.clone(), origin);
+        // The outcome is recorded for the idempotency key when the call finishes, even past
+        // the budget: a retry must never run a call the first attempt is still running.
+        let task = tokio::spawn(async move {
+            let r = run.await;
+            if let Some(p) = pending {
+                p.finish(&r);
+            }
+            r
+        });
         let result = match tokio::time::timeout(budget, task).await {
             Ok(Ok(r)) => r,
             Ok(Err(join)) => {
@@ -269,19 +350,7 @@ impl Gateway {
                 .with_hint("this is a carapace bug; report it with the request id")
                 .with_detail("tool", call.tool.clone()))
             }
-            Err(_) => Err(ErrorEnvelope::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the {} call ran past the gateway's request budget of {} s",
-                    call.tool,
-                    budget.as_secs()
-                ),
-            )
-            .with_hint(
-                "raise gateway.requestTimeoutSeconds, or pass a smaller timeoutSeconds to exec",
-            )
-            .with_detail("tool", call.tool.clone())
-            .with_detail("budgetSeconds", budget.as_secs())),
+            Err(_) => Err(timeout(&call.tool, budget)),
         };
         m.in_flight.dec();
         if is_exec {
@@ -296,10 +365,9 @@ impl Gateway {
         m.call_seconds
             .with_label_values(&[&call.tool])
             .observe(elapsed.as_secs_f64());
-        let audited = AUDITED_TOOLS.contains(&call.tool.as_str());
         if audited {
             let rec =
-                AuditRecord::from_call(request_id, transport.as_str(), &call, &result, elapsed);
+                AuditRecord::from_call(request_id, req.transport.as_str(), &call, &result, elapsed);
             if call.tool == "message"
                 && result.is_ok()
                 && let Some(b) = rec.bytes
@@ -317,6 +385,19 @@ impl Gateway {
         }
         result
     }
+}
+
+fn timeout(tool: &str, budget: Duration) -> ErrorEnvelope {
+    ErrorEnvelope::new(
+        ErrorCode::Timeout,
+        format!(
+            "the {tool} call ran past the gateway's request budget of {} s",
+            budget.as_secs()
+        ),
+    )
+    .with_hint("raise gateway.requestTimeoutSeconds, or pass a smaller timeoutSeconds to exec")
+    .with_detail("tool", tool)
+    .with_detail("budgetSeconds", budget.as_secs())
 }
 
 /// The text of a panic payload.

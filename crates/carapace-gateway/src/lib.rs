@@ -19,6 +19,7 @@ pub mod call;
 pub mod client;
 pub mod deadline_body;
 pub mod gateway;
+pub mod idempotency;
 pub mod jsonrpc;
 pub mod listener;
 pub mod mcp;
@@ -30,6 +31,6 @@ pub mod run;
 pub mod server;
 pub mod tools_backend;
 
-pub use call::{BackendFactory, ToolBackend, ToolCall, ToolSpec};
-pub use gateway::{Gateway, Limits, Transport};
+pub use call::{BackendFactory, Origin, ToolBackend, ToolCall, ToolSpec};
+pub use gateway::{CallRequest, Gateway, Limits, Transport};
 pub use run::{Ready, RunOptions, run};

@@ -1,9 +1,11 @@
 //! MCP: the same tools as `POST /tools/invoke`, over stdio (`carapace mcp`) and streamable HTTP
 //! (`/mcp`), with rmcp.
 //!
-//! `tools/list` answers every tool of the backend with its JSON schema. `tools/call` takes the
-//! session key from the `sessionKey` argument, else (HTTP) the `x-carapace-session` header of
-//! the request, else (stdio) the `--session` the server was started with. A typed error is an
+//! `tools/list` answers the tools the session has on the `mcp` surface (the same decision the
+//! dispatch applies), with their JSON schemas. `tools/call` takes the session key from the
+//! `sessionKey` argument, else (HTTP) the `x-carapace-session` header of the request, else
+//! (stdio) the `--session` the server was started with; a denied tool is a tool error
+//! `TOOL_DENIED` naming the setting, an unknown argument `BAD_REQUEST`. A typed error is an
 //! MCP tool error (`isError: true`) whose text and `structuredContent` are the SPEC §7
 //! envelope, so a model reads the code, the message and the hint.
 
@@ -20,10 +22,10 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt as _};
 use serde_json::{Map, Value, json};
 
-use crate::call::ToolCall;
-use crate::gateway::{Gateway, Transport};
+use crate::gateway::{CallRequest, Gateway, Transport};
 use crate::server::SESSION_HEADER;
-use carapace_policy::{ErrorCode, ErrorEnvelope};
+use carapace_policy::tools_policy::Surface;
+use carapace_policy::{ErrorCode, ErrorEnvelope, ResolveInput};
 
 /// One MCP connection's handler.
 #[derive(Clone)]
@@ -52,9 +54,17 @@ impl McpServer {
         }
     }
 
-    fn tools(&self) -> Vec<Tool> {
-        self.gw
-            .specs()
+    /// The tools of the session the connection names (the `x-carapace-session` header, else
+    /// `--session`, else the main session), as the policy of the `mcp` surface decides.
+    fn tools(&self, session: Option<&str>) -> Result<Vec<Tool>, ErrorEnvelope> {
+        let specs = self.gw.list(
+            Surface::Mcp,
+            &ResolveInput {
+                session_key: session,
+                ..ResolveInput::default()
+            },
+        )?;
+        Ok(specs
             .iter()
             .map(|s| {
                 let schema = match &s.input_schema {
@@ -67,7 +77,17 @@ impl McpServer {
                 };
                 Tool::new(s.name.clone(), s.description.clone(), Arc::new(schema))
             })
-            .collect()
+            .collect())
+    }
+
+    fn session_of(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get(SESSION_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| self.default_session.clone())
     }
 }
 
@@ -112,9 +132,16 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools()))
+        let session = self.session_of(&context);
+        match self.tools(session.as_deref()) {
+            Ok(t) => Ok(ListToolsResult::with_all_items(t)),
+            Err(env) => Err(ErrorData::invalid_params(
+                format!("{}: {}", env.code, env.message),
+                Some(env.to_response_json()),
+            )),
+        }
     }
 
     async fn call_tool(
@@ -129,11 +156,23 @@ impl ServerHandler for McpServer {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let session = header(SESSION_HEADER).or_else(|| self.default_session.clone());
+        let session = self.session_of(&context);
         let request_id = header(crate::server::REQUEST_ID_HEADER)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let call = ToolCall::from_mcp(&request.name, request.arguments, session);
-        let result = match self.gw.call(call, &request_id, self.transport).await {
+        let (call, idempotency_key) =
+            match crate::call::from_mcp(&request.name, request.arguments, session) {
+                Ok(c) => c,
+                Err(env) => {
+                    return Ok(CallToolResponse::Complete(error_result(&env, &request_id)));
+                }
+            };
+        let req = CallRequest {
+            request_id: request_id.clone(),
+            transport: self.transport,
+            channel_hint: None,
+            idempotency_key,
+        };
+        let result = match self.gw.call(call, &req).await {
             Ok(v) => success_result(&v),
             Err(env) => error_result(&env, &request_id),
         };
@@ -330,6 +369,8 @@ fn mcp_error(msg: String) -> ErrorEnvelope {
 pub struct HttpMcp {
     /// The service to mount.
     pub service: StreamableHttpService<McpServer, LocalSessionManager>,
+    /// Its sessions (the layer in front answers `DELETE` of an unknown one with 404).
+    pub sessions: Arc<LocalSessionManager>,
 }
 
 impl std::fmt::Debug for HttpMcp {
@@ -349,12 +390,13 @@ impl HttpMcp {
         config.max_request_body_bytes =
             usize::try_from(gw.limits().max_body_bytes).unwrap_or(usize::MAX);
         let factory_gw = gw.clone();
+        let sessions = Arc::new(LocalSessionManager::default());
         let service = StreamableHttpService::new(
             move || Ok(McpServer::new(factory_gw.clone(), Transport::McpHttp, None)),
-            Arc::new(LocalSessionManager::default()),
+            sessions.clone(),
             config,
         );
-        HttpMcp { service }
+        HttpMcp { service, sessions }
     }
 
     /// A closure that ends every MCP session (call it when the server shuts down, so open SSE

@@ -2,6 +2,10 @@
 //! limit and deadline and passes [`crate::jsonrpc::check`]; a body that fails gets its
 //! JSON-RPC error (`-32700`, `-32600`, `-32602`) as an `application/json` 400 instead of
 //! rmcp's answer (a 415 for bad JSON, `-32601` for a `tools/call` with bad params).
+//!
+//! A `DELETE` (the client ends its session) is answered as the MCP spec says: an unknown or
+//! already ended session is 404 (a JSON-RPC error), a known one is closed and answered 200
+//! (rmcp says 202, which clients log as a failed termination).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -10,11 +14,27 @@ use axum::middleware::Next;
 use axum::response::Response;
 use carapace_policy::{ErrorCode, ErrorEnvelope};
 
+use std::sync::Arc;
+
+use rmcp::transport::streamable_http_server::session::SessionManager as _;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+
 use crate::gateway::Gateway;
-use crate::server::{BodyError, RequestId, error_response, read_body};
+use crate::server::{BodyError, RequestId, error_response, mcp_error_response, read_body};
+
+/// What the layer needs: the gateway (limits) and the endpoint's sessions.
+#[derive(Clone)]
+pub(crate) struct McpState {
+    pub(crate) gw: Gateway,
+    pub(crate) sessions: Arc<LocalSessionManager>,
+}
 
 /// The middleware (mounted on `/mcp` only).
-pub(crate) async fn precheck(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+pub(crate) async fn precheck(State(st): State<McpState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::DELETE {
+        return delete(&st, req, next).await;
+    }
+    let gw = st.gw;
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -52,4 +72,40 @@ pub(crate) async fn precheck(State(gw): State<Gateway>, req: Request, next: Next
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// `DELETE /mcp`: 404 for a session that does not exist (any more), 200 once closed.
+async fn delete(st: &McpState, req: Request, next: Next) -> Response {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.to_string())
+        .unwrap_or_else(|| "-".into());
+    let id = req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(id) = id {
+        let known = st
+            .sessions
+            .has_session(&Arc::<str>::from(id.as_str()))
+            .await
+            .unwrap_or(false);
+        if !known {
+            return mcp_error_response(
+                &ErrorEnvelope::new(
+                    ErrorCode::NotFound,
+                    format!("there is no MCP session {id:?} (it ended, or the gateway restarted)"),
+                )
+                .with_hint("start a new session with initialize"),
+                &rid,
+            );
+        }
+    }
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::ACCEPTED {
+        *resp.status_mut() = StatusCode::OK;
+    }
+    resp
 }

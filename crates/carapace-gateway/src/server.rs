@@ -23,15 +23,29 @@ use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use crate::call::ToolCall;
-use crate::gateway::{Gateway, Transport, panic_message};
+use crate::gateway::{CallRequest, Gateway, Transport, panic_message};
 
 /// The request id header, read from the client when sane and always echoed.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The session key for calls that name none (`/tools/invoke` bodies, MCP arguments).
 pub const SESSION_HEADER: &str = "x-carapace-session";
-/// OpenClaw's header naming the session's channel (`/tools/invoke` bodies without `channel`).
+/// OpenClaw's header naming the caller's channel: a hint for the session's channel, used when
+/// it names a configured channel and ignored otherwise.
 pub const OPENCLAW_CHANNEL_HEADER: &str = "x-openclaw-message-channel";
+/// The IETF draft header for an idempotency key (the body's `idempotencyKey` wins).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// What a 401 says: a static bearer token, not OAuth (no `resource_metadata`, so MCP clients
+/// have no authorization server to discover), and RFC 6750's `invalid_token` when a token was
+/// sent and is wrong.
+pub fn www_authenticate(token_sent: bool) -> HeaderValue {
+    if token_sent {
+        HeaderValue::from_static(
+            "Bearer realm=\"carapace\", error=\"invalid_token\", error_description=\"the bearer token is not this gateway's token\"",
+        )
+    } else {
+        HeaderValue::from_static("Bearer realm=\"carapace\"")
+    }
+}
 
 /// The request id of the request being handled (an axum extension).
 #[derive(Debug, Clone)]
@@ -43,6 +57,35 @@ pub fn error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
     let mut body = env.to_response_json();
     if let Value::Object(m) = &mut body {
         m.insert("requestId".into(), Value::String(request_id.to_string()));
+    }
+    let status =
+        StatusCode::from_u16(env.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &body)
+}
+
+/// OpenClaw's `error.type` for a code (`not_found`, `invalid_request`, `unauthorized`,
+/// `tool_error`), added to `/tools/invoke` errors so clients written for OpenClaw read them.
+pub fn openclaw_error_type(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound | ErrorCode::ToolDenied => "not_found",
+        ErrorCode::BadRequest
+        | ErrorCode::TooLarge
+        | ErrorCode::RequestTimeout
+        | ErrorCode::IdempotencyKeyReused => "invalid_request",
+        ErrorCode::Unauthorized => "unauthorized",
+        _ => "tool_error",
+    }
+}
+
+/// [`error_response`] for `/tools/invoke`: the envelope plus OpenClaw's `error.type`.
+fn invoke_error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
+    let env = env.clone().with_detail("requestId", request_id);
+    let mut body = env.to_response_json();
+    if let Value::Object(m) = &mut body {
+        m.insert("requestId".into(), Value::String(request_id.to_string()));
+        if let Some(Value::Object(e)) = m.get_mut("error") {
+            e.insert("type".into(), openclaw_error_type(env.code).into());
+        }
     }
     let status =
         StatusCode::from_u16(env.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -73,8 +116,12 @@ pub fn router(gw: Gateway, mcp: Option<crate::mcp::HttpMcp>) -> Router {
         .route("/tools/invoke", post(invoke))
         .route("/metrics", get(metrics));
     if let Some(m) = mcp {
+        let state = crate::mcp_http::McpState {
+            gw: gw.clone(),
+            sessions: m.sessions.clone(),
+        };
         let checked = tower::Layer::layer(
-            &middleware::from_fn_with_state(gw.clone(), crate::mcp_http::precheck),
+            &middleware::from_fn_with_state(state, crate::mcp_http::precheck),
             m.service,
         );
         protected = protected.route_service("/mcp", checked);
@@ -127,7 +174,7 @@ async fn outer(State(gw): State<Gateway>, mut req: Request, next: Next) -> Respo
     };
     let status = resp.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
-        resp = envelope_for_bare(resp, &rid).await;
+        resp = envelope_for_bare(resp, &rid, route == "/mcp").await;
     }
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut()
@@ -151,8 +198,10 @@ fn is_json(resp: &Response) -> bool {
 }
 
 /// Rewrites a response some inner layer produced without an envelope (axum rejections, rmcp's
-/// transport errors, empty 405s) into one, keeping its status and its text as the message.
-async fn envelope_for_bare(resp: Response, rid: &str) -> Response {
+/// transport errors, empty 405s) into one, keeping its status and its text as the message. On
+/// `/mcp` the body is a JSON-RPC error object (what MCP clients read), carrying the envelope
+/// in `error.data`.
+async fn envelope_for_bare(resp: Response, rid: &str, mcp: bool) -> Response {
     let status = resp.status();
     let (parts, body) = resp.into_parts();
     let text = match body.collect().await {
@@ -179,7 +228,11 @@ async fn envelope_for_bare(resp: Response, rid: &str) -> Response {
         text.chars().take(500).collect()
     };
     let env = ErrorEnvelope::new(code, message).with_detail("httpStatus", status.as_u16());
-    let mut r = error_response(&env, rid);
+    let mut r = if mcp {
+        mcp_error_response(&env, rid)
+    } else {
+        error_response(&env, rid)
+    };
     // Keep the original status (405 stays 405, rmcp's 406 stays 406) and its useful headers.
     *r.status_mut() = status;
     for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
@@ -188,6 +241,29 @@ async fn envelope_for_bare(resp: Response, rid: &str) -> Response {
         }
     }
     r
+}
+
+/// A transport-level failure on `/mcp` as MCP clients read it: a JSON-RPC error object
+/// (`id: null`, code -32000, message `CODE: message`, the envelope and request id in `data`)
+/// with the status of the code.
+pub fn mcp_error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
+    let env = env.clone().with_detail("requestId", request_id);
+    let mut data = env.to_response_json();
+    if let Value::Object(m) = &mut data {
+        m.insert("requestId".into(), Value::String(request_id.to_string()));
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32000,
+            "message": format!("{}: {}", env.code, env.message),
+            "data": data,
+        },
+    });
+    let status =
+        StatusCode::from_u16(env.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &body)
 }
 
 /// Bearer check for everything except `/healthz`.
@@ -200,11 +276,13 @@ async fn auth(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
         Ok(()) => next.run(req).await,
         Err(env) => {
             let rid = request_id_of(&req);
-            let mut r = error_response(&env, &rid);
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"carapace\""),
-            );
+            let mut r = match req.uri().path() {
+                "/mcp" => mcp_error_response(&env, &rid),
+                "/tools/invoke" => invoke_error_response(&env, &rid),
+                _ => error_response(&env, &rid),
+            };
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, www_authenticate(h.is_some()));
             r
         }
     }
@@ -244,11 +322,20 @@ fn header_string(req: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `POST /tools/invoke` (OpenClaw-compatible): `{ok: true, result}` or the envelope.
+/// The success `result` of `/tools/invoke` in OpenClaw's shape: the result as text in
+/// `content` (what OpenClaw's tools return), carapace's structured result in `details`.
+pub fn openclaw_result(result: &Value) -> Value {
+    let text = serde_json::to_string_pretty(result).unwrap_or_default();
+    json!({"content": [{"type": "text", "text": text}], "details": result})
+}
+
+/// `POST /tools/invoke` (OpenClaw-compatible): `{ok: true, result: {content, details}}` or the
+/// envelope.
 async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
     let rid = request_id_of(&req);
     let header_session = header_string(&req, SESSION_HEADER);
     let header_channel = header_string(&req, OPENCLAW_CHANNEL_HEADER);
+    let header_key = header_string(&req, IDEMPOTENCY_HEADER);
     let limit = gw.limits().max_body_bytes;
     let too_large = || {
         ErrorEnvelope::new(
@@ -267,27 +354,41 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return error_response(&too_large(), &rid);
+        return invoke_error_response(&too_large(), &rid);
     }
     let body = match read_body(req.into_body(), limit).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return error_response(&too_large(), &rid),
+        Err(BodyError::TooLarge) => return invoke_error_response(&too_large(), &rid),
         Err(BodyError::Other(r)) => return r.into_response(&rid),
     };
-    let mut call = match ToolCall::from_invoke_body(&body) {
+    let parsed = match crate::call::parse_invoke_body(&body) {
         Ok(c) => c,
-        Err(env) => return error_response(&env, &rid),
+        Err(env) => return invoke_error_response(&env, &rid),
     };
+    let mut call = parsed.call;
     // The body wins; the headers fill in what it leaves out.
     if call.session_key.is_none() {
         call.session_key = header_session;
     }
-    if call.channel.is_none() {
-        call.channel = header_channel;
-    }
-    match gw.call(call, &rid, Transport::Http).await {
-        Ok(result) => json_response(StatusCode::OK, &json!({"ok": true, "result": result})),
-        Err(env) => error_response(&env, &rid),
+    let idempotency_key = match parsed.idempotency_key {
+        Some(k) => Some(k),
+        None => match crate::call::idempotency_key(header_key) {
+            Ok(k) => k,
+            Err(env) => return invoke_error_response(&env, &rid),
+        },
+    };
+    let creq = CallRequest {
+        request_id: rid.to_string(),
+        transport: Transport::Http,
+        channel_hint: header_channel,
+        idempotency_key,
+    };
+    match gw.call(call, &creq).await {
+        Ok(result) => json_response(
+            StatusCode::OK,
+            &json!({"ok": true, "result": openclaw_result(&result)}),
+        ),
+        Err(env) => invoke_error_response(&env, &rid),
     }
 }
 

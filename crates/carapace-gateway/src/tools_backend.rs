@@ -1,15 +1,16 @@
-//! The real backend: carapace-tools, with one sandbox manager kept across config reloads.
+//! The real backend: carapace-tools (whose dispatch applies the tool policy of the call's
+//! surface), with one sandbox manager kept across config reloads.
 
 use std::sync::Arc;
 
-use carapace_policy::Config;
+use carapace_policy::tools_policy::Surface;
+use carapace_policy::{Config, ErrorEnvelope, ResolveInput};
 use carapace_sandbox::SandboxManager;
 use carapace_tools::{StagingSweeper, ToolContext};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::call::{BackendFactory, ToolBackend, ToolCall, ToolSpec};
-use carapace_policy::ErrorEnvelope;
+use crate::call::{BackendFactory, Origin, ToolBackend, ToolCall, ToolSpec};
 
 /// carapace-tools behind the [`ToolBackend`] seam.
 #[derive(Debug, Clone)]
@@ -35,33 +36,27 @@ impl ToolsBackend {
     }
 }
 
-fn to_tools_call(c: ToolCall) -> carapace_tools::ToolCall {
-    carapace_tools::ToolCall {
-        tool: c.tool,
-        action: c.action,
-        args: c.args,
-        session_key: c.session_key,
-        agent_id: c.agent_id,
-        channel: c.channel,
-    }
-}
-
 impl ToolBackend for ToolsBackend {
     fn specs(&self) -> Vec<ToolSpec> {
         carapace_tools::tool_specs()
-            .into_iter()
-            .map(|s| ToolSpec {
-                name: s.name,
-                description: s.description,
-                input_schema: s.input_schema,
-            })
-            .collect()
     }
 
-    fn invoke(&self, call: ToolCall) -> BoxFuture<'static, Result<Value, ErrorEnvelope>> {
+    fn list(
+        &self,
+        surface: Surface,
+        input: &ResolveInput<'_>,
+    ) -> Result<Vec<ToolSpec>, ErrorEnvelope> {
+        carapace_tools::registry::list(&self.ctx, surface, input).map_err(|e| e.0)
+    }
+
+    fn invoke(
+        &self,
+        call: ToolCall,
+        origin: Origin,
+    ) -> BoxFuture<'static, Result<Value, ErrorEnvelope>> {
         let ctx = self.ctx.clone();
         Box::pin(async move {
-            carapace_tools::invoke(&ctx, to_tools_call(call))
+            carapace_tools::invoke_on(&ctx, &origin, call)
                 .await
                 .map_err(|e| e.0)
         })
@@ -86,4 +81,24 @@ pub fn tools_factory() -> BackendFactory {
         ));
         Ok(backend)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The audit log's list of audited tools is exactly what the registry's effects say.
+    #[test]
+    fn audited_tools_follow_the_effects() {
+        let mut from_effects: Vec<String> = carapace_tools::tool_specs()
+            .into_iter()
+            .filter(|s| s.meta.audited())
+            .map(|s| s.name)
+            .collect();
+        from_effects.sort();
+        let mut listed: Vec<String> = crate::audit::AUDITED_TOOLS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(from_effects, listed);
+    }
 }

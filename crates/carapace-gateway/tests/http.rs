@@ -11,6 +11,7 @@ use carapace_gateway::audit::AuditLog;
 use carapace_gateway::auth::{Token, TokenSource};
 use carapace_gateway::mcp::HttpMcp;
 use carapace_gateway::{Gateway, Limits, ToolBackend, ToolCall, ToolSpec};
+use carapace_policy::tools_policy::{Effect, Section};
 use carapace_policy::{ErrorCode, ErrorEnvelope};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -23,18 +24,30 @@ impl ToolBackend for Stub {
     fn specs(&self) -> Vec<ToolSpec> {
         ["echo", "boom", "slow", "write", "refuse"]
             .iter()
-            .map(|n| ToolSpec {
-                name: n.to_string(),
-                description: format!("stub {n}"),
-                input_schema: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+            .map(|n| {
+                let effects: &[Effect] = if *n == "write" {
+                    &[Effect::WritesWorkspace]
+                } else {
+                    &[Effect::ReadsWorkspace]
+                };
+                ToolSpec::new(
+                    n,
+                    format!("stub {n}"),
+                    json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+                )
+                .with_meta(Section::Other, &[], effects)
             })
             .collect()
     }
 
-    fn invoke(&self, call: ToolCall) -> BoxFuture<'static, Result<Value, ErrorEnvelope>> {
+    fn invoke(
+        &self,
+        call: ToolCall,
+        origin: carapace_gateway::Origin,
+    ) -> BoxFuture<'static, Result<Value, ErrorEnvelope>> {
         Box::pin(async move {
             match call.tool.as_str() {
-                "echo" => Ok(json!({"args": call.args, "session": call.session_key, "agent": call.agent_id, "channel": call.channel})),
+                "echo" => Ok(json!({"args": call.args, "action": call.action, "session": call.session_key, "agent": call.agent_id, "channel": call.channel, "channelHint": origin.channel_hint, "surface": origin.surface})),
                 "boom" => panic!("stub exploded"),
                 "slow" => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -149,9 +162,18 @@ async fn success_is_openclaw_shaped() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["result"]["args"], json!({"a": 1, "action": "json"}));
-    assert_eq!(v["result"]["session"], "agent:main:x");
-    assert_eq!(v["result"]["channel"], "inbox");
+    // OpenClaw's result shape: the text in content, carapace's structured result in details.
+    let d = &v["result"]["details"];
+    assert_eq!(
+        v["result"]["content"],
+        json!([{"type": "text", "text": serde_json::to_string_pretty(d).unwrap()}])
+    );
+    // The action is the call's; the registry merges it into the args of tools that take one.
+    assert_eq!(d["args"], json!({"a": 1}));
+    assert_eq!(d["action"], "json");
+    assert_eq!(d["session"], "agent:main:x");
+    assert_eq!(d["channel"], "inbox");
+    assert_eq!(d["surface"], "http");
     assert!(h.get("x-request-id").is_some());
     // Headers fill in what the body leaves out; the body wins.
     let v: Value = reqwest::Client::new()
@@ -166,8 +188,11 @@ async fn success_is_openclaw_shaped() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["result"]["session"], "agent:main:hdr");
-    assert_eq!(v["result"]["channel"], "telegram");
+    // The channel header is a hint (the backend uses it only when it names a configured
+    // channel), never the session's explicit channel.
+    assert_eq!(v["result"]["details"]["session"], "agent:main:hdr");
+    assert_eq!(v["result"]["details"]["channel"], Value::Null);
+    assert_eq!(v["result"]["details"]["channelHint"], "telegram");
 }
 
 #[tokio::test]
@@ -362,9 +387,9 @@ async fn concurrent_sessions_do_not_cross_talk() {
                     .json()
                     .await
                     .unwrap();
-                assert_eq!(v["result"]["session"], session);
-                assert_eq!(v["result"]["args"]["who"], i);
-                assert_eq!(v["result"]["args"]["n"], j);
+                assert_eq!(v["result"]["details"]["session"], session);
+                assert_eq!(v["result"]["details"]["args"]["who"], i);
+                assert_eq!(v["result"]["details"]["args"]["n"], j);
             }
         }));
     }
@@ -452,7 +477,37 @@ mod mcp_http {
             .await
             .unwrap();
         assert_eq!(resp.status(), 401);
-        assert_envelope(&resp.json::<Value>().await.unwrap(), "UNAUTHORIZED");
+        // A static token, not OAuth: no resource_metadata for a client to discover.
+        let wa = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(wa, "Bearer realm=\"carapace\"");
+        // What MCP clients read: a JSON-RPC error object carrying the envelope.
+        let v = resp.json::<Value>().await.unwrap();
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        assert_eq!(v["error"]["code"], -32000, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("UNAUTHORIZED: "),
+            "{v}"
+        );
+        assert_envelope(&v["error"]["data"], "UNAUTHORIZED");
+        // A wrong token says so in RFC 6750's terms.
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}/mcp", r.addr))
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", "Bearer nope")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        let wa = resp.headers()["www-authenticate"].to_str().unwrap();
+        assert!(wa.contains("error=\"invalid_token\""), "{wa}");
+        assert!(!wa.contains("resource_metadata"), "{wa}");
     }
 }
 

@@ -116,6 +116,13 @@ error_codes! {
     /// A sandbox mount source is no longer what was validated (a symlink in its path, or a
     /// different directory): nothing runs and no file tool follows it.
     SandboxMountChanged = "SANDBOX_MOUNT_CHANGED", http 409, exit 3;
+    /// The tool policy does not let this session use the tool on this surface (the setting is
+    /// named). 404 like OpenClaw's "Tool not available": a denied tool is not listed either.
+    ToolDenied = "TOOL_DENIED", http 404, exit 3;
+    /// `exec` under `tools.exec.security: "allowlist"` refused a command line.
+    CommandNotAllowed = "COMMAND_NOT_ALLOWED", http 403, exit 3;
+    /// An `idempotencyKey` was used again for a different call.
+    IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED", http 409, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

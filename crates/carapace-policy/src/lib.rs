@@ -16,6 +16,7 @@ pub mod mounts;
 pub mod resolve;
 pub mod session;
 pub mod slug;
+pub mod tools_policy;
 
 pub use config::{Config, ConfigError, LoadEnv};
 pub use resolve::{Decided, EffectiveSandbox, Layer, ResolveInput};

@@ -242,14 +242,42 @@ impl Config {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))
     }
 
+    /// The default agent: the one marked `default: true` (`agents.list[]` first, then
+    /// `agents.entries`), else `main`.
+    pub fn default_agent_id(&self) -> String {
+        let a = &self.file.agents;
+        a.list
+            .iter()
+            .find(|x| x.default == Some(true))
+            .and_then(|x| x.id.clone())
+            .or_else(|| {
+                a.entries
+                    .iter()
+                    .find(|(_, x)| x.default == Some(true))
+                    .map(|(id, _)| id.clone())
+            })
+            .unwrap_or_else(|| DEFAULT_AGENT_ID.to_string())
+    }
+
+    /// OpenClaw's shorthand: the session key `main` is the default agent's main session,
+    /// `agent:<default>:main`. Any other key is returned trimmed.
+    pub fn expand_session_key(&self, key: &str) -> String {
+        match key.trim() {
+            "main" => format!("agent:{}:main", self.default_agent_id()),
+            k => k.to_string(),
+        }
+    }
+
     /// Resolves the effective sandbox policy.
     pub fn resolve(&self, input: &ResolveInput<'_>) -> Result<EffectiveSandbox, ResolveError> {
-        let key = input.session_key.map(SessionKey::parse);
+        let key = input
+            .session_key
+            .map(|k| SessionKey::parse(&self.expand_session_key(k)));
         let agent_id = input
             .agent
             .map(normalize_agent_id)
             .or_else(|| key.as_ref().and_then(|k| k.agent_id.clone()))
-            .unwrap_or_else(|| DEFAULT_AGENT_ID.to_string());
+            .unwrap_or_else(|| self.default_agent_id());
         let key = key.unwrap_or_else(|| SessionKey::main_of(&agent_id));
         let channels = self.channel_ids();
         let channel = match input.channel {

@@ -152,9 +152,6 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
         "agents.defaults.heartbeat",
         "agents.defaults.sandbox.browser",
         "agents.defaults.sandbox.docker.setupCommand",
-        "tools.profile",
-        "tools.elevated",
-        "tools.exec.timeoutSec",
         "channels.telegram.dmPolicy",
         "channels.whatsapp",
         "gateway.mode",
@@ -166,6 +163,20 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
             .count();
         assert_eq!(n, 1, "{part}: {:?}", c.warnings);
     }
+    // Tool policy is honoured, not warned about: the profile applies, the exec timeout is
+    // OpenClaw's timeoutSec, and `elevated: {enabled: false}` is what carapace does anyway.
+    for part in ["tools.profile", "tools.elevated", "tools.exec.timeoutSec"] {
+        assert!(
+            !c.warnings.iter().any(|w| w.starts_with(part)),
+            "{part}: {:?}",
+            c.warnings
+        );
+    }
+    assert_eq!(
+        c.file.tools.profile,
+        Some(carapace_policy::config::ToolProfile::Coding)
+    );
+    assert_eq!(c.file.tools.exec.timeout_seconds, 60);
     let e = c.resolve(&ResolveInput::default()).unwrap();
     assert_eq!(e.mode.value, SandboxMode::NonMain);
     assert!(!e.sandboxed, "main session is not sandboxed under non-main");

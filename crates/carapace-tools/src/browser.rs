@@ -9,6 +9,7 @@
 //! `browser.allowPrivateNetwork`. One Chromium is shared by every call with the same `browser`
 //! settings (kept here, process-wide, so the tool context needs no field for it).
 
+use carapace_policy::tools_policy::{Effect, Section};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use carapace_browser::{
@@ -23,10 +24,10 @@ use serde_json::{Value, json};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "browser".into(),
-        description: "Render a web page in headless Chromium and save it to the media store (mode 0644, ready to send with `message`). action `screenshot` (default): `url`, optional `width`/`height` (viewport px, default 1280x800), `fullPage`, `selector` (capture one element), `waitMs`. action `pdf`: `url`. URLs: http(s), or file:///workspace/... for workspace files; private/loopback addresses are refused unless browser.allowPrivateNetwork. Returns the media path, mime, bytes, width and height (PDF: page size in points).".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "browser",
+        "Render a web page in headless Chromium and save it to the media store (mode 0644, ready to send with `message`). action `screenshot` (default): `url`, optional `width`/`height` (viewport px, default 1280x800), `fullPage`, `selector` (capture one element), `waitMs`. action `pdf`: `url`. URLs: http(s), or file:///workspace/... for workspace files; private/loopback addresses are refused unless browser.allowPrivateNetwork. Returns the media path, mime, bytes, width and height (PDF: page size in points).",
+        json!({
             "type": "object",
             "properties": {
                 "action": {"type": "string", "enum": ["screenshot", "pdf"]},
@@ -39,7 +40,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["url"]
         }),
-    }
+    )
+    .with_meta(Section::Ui, &[], &[Effect::Network, Effect::WritesMedia])
+    .with_aliases(&[])
 }
 
 /// One service (one Chromium) per distinct `browser` settings, for the life of the process.

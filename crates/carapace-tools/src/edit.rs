@@ -3,7 +3,9 @@
 //! and keeps the file's mode.
 
 use carapace_fs::SymlinkPolicy;
+use carapace_policy::config::ToolProfile;
 use carapace_policy::mounts::Access;
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -11,10 +13,10 @@ use crate::files::{AtPath, read_options, target, write};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "edit".into(),
-        description: "Replace the one occurrence of `oldText` in a file with `newText`. Fails if `oldText` is missing or occurs more than once (add context to make it unique).".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "edit",
+        "Replace the one occurrence of `oldText` in a file with `newText`. Fails if `oldText` is missing or occurs more than once (add context to make it unique).",
+        json!({
             "type": "object",
             "properties": {
                 "path": {"type": "string"},
@@ -23,7 +25,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["path", "oldText", "newText"]
         }),
-    }
+    )
+    .with_meta(Section::Fs, &[ToolProfile::Coding], &[Effect::ReadsWorkspace, Effect::WritesWorkspace])
+    .with_aliases(&["file_path", "filePath", "old_string", "new_string"])
 }
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {

@@ -4,6 +4,8 @@
 //! sandbox, or on the host (said in `backend`/`sandboxed`) only when the policy leaves the
 //! session unsandboxed.
 
+use carapace_policy::config::ToolProfile;
+use carapace_policy::tools_policy::{Effect, Section};
 use carapace_sandbox::ExecParams;
 use serde_json::{Value, json};
 
@@ -11,10 +13,10 @@ use crate::args::Args;
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "exec".into(),
-        description: "Run a shell command (sh -lc) in the session's sandbox, cwd /workspace. Returns exitCode, stdout, stderr, timedOut, truncated; a non-zero exit is a normal result.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "exec",
+        "Run a shell command (sh -lc) in the session's sandbox, cwd /workspace. Returns exitCode, stdout, stderr, timedOut, truncated; a non-zero exit is a normal result.",
+        json!({
             "type": "object",
             "properties": {
                 "command": {"type": "string"},
@@ -24,7 +26,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["command"]
         }),
-    }
+    )
+    .with_meta(Section::Runtime, &[ToolProfile::Coding], &[Effect::RunsProcesses, Effect::ReadsWorkspace, Effect::WritesWorkspace])
+    .with_aliases(&["cmd", "cwd", "timeout"])
 }
 
 pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {

@@ -1,5 +1,7 @@
-//! carapace's tool layer: one dispatch ([`invoke`]) over one file per tool. The CLI, the HTTP
-//! `POST /tools/invoke` and MCP all call [`invoke`]; [`tool_specs`] describes the tools for MCP.
+//! carapace's tool layer: one registry ([`registry`]) and one dispatch
+//! ([`registry::dispatch`]) over one file per tool. The CLI, HTTP `POST /tools/invoke`, MCP and
+//! the agent runtime all go through it, with the tool policy of their surface applied there;
+//! [`registry::list`] lists a session's tools with the same decision.
 //!
 //! Every path argument is an agent path (`/workspace/…`, `/agent/…`, or relative to
 //! `/workspace`), mapped through the session's mount table (`carapace_policy::mounts`), then
@@ -8,8 +10,8 @@
 //! path in no mount is `PATH_OUTSIDE_ROOT`, and a symlink planted by sandboxed code never lets a
 //! host-side write escape.
 //!
-//! Adding a tool: one file with `spec()` and `run()`, one arm in [`invoke`], one line in
-//! [`tool_specs`].
+//! Adding a tool: one file with `spec()` (schema, section, profiles, effects) and `run()`, one
+//! arm in `run`, one line in [`registry::specs`].
 
 mod apply_patch;
 mod args;
@@ -20,43 +22,23 @@ mod exec;
 mod files;
 mod ls;
 mod media_save;
-pub mod message;
+mod message;
+pub use message::split_media_lines;
 mod read;
+pub mod registry;
 pub mod sweep;
 mod write;
 
 use std::sync::Arc;
 
+use carapace_policy::tools_policy::Surface;
 use carapace_policy::{Config, ErrorCode, ResolveInput};
 use carapace_sandbox::{SandboxManager, Session};
-use serde::Serialize;
 use serde_json::Value;
 
 pub use error::ToolError;
+pub use registry::{Origin, ToolCall, ToolSpec};
 pub use sweep::{StagingSweeper, SweepSummary};
-
-/// One tool call, as every surface receives it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ToolCall {
-    /// Tool name (`read`, `exec`...).
-    pub tool: String,
-    /// Action, for tools that have several (`message`, `browser`).
-    #[serde(default)]
-    pub action: Option<String>,
-    /// Arguments (a JSON object).
-    #[serde(default)]
-    pub args: Value,
-    /// Session key (`agent:main:telegram:dm:42`).
-    #[serde(default)]
-    pub session_key: Option<String>,
-    /// Explicit agent id (wins over the session key's).
-    #[serde(default)]
-    pub agent_id: Option<String>,
-    /// Explicit channel id (wins over the session key's).
-    #[serde(default)]
-    pub channel: Option<String>,
-}
 
 /// Shared state of the tools.
 #[derive(Debug, Clone)]
@@ -120,56 +102,41 @@ impl ToolContext {
     }
 }
 
-/// A tool's name, description and JSON schema of its arguments.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ToolSpec {
-    /// Name.
-    pub name: String,
-    /// One paragraph for the model.
-    pub description: String,
-    /// JSON schema of `args`.
-    pub input_schema: Value,
+/// Runs one call in-process, as the CLI does (`carapace tool invoke`): the policy of the
+/// `cli` surface applies. Surfaces with a name of their own use [`invoke_on`].
+pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolError> {
+    registry::dispatch(ctx, &Origin::new(Surface::Cli), call).await
 }
 
-/// Runs one tool call. An unknown tool is `NOT_FOUND`.
-pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolError> {
+/// Runs one call from `origin` (its surface decides which policy layer applies).
+pub async fn invoke_on(
+    ctx: &ToolContext,
+    origin: &Origin,
+    call: ToolCall,
+) -> Result<Value, ToolError> {
+    registry::dispatch(ctx, origin, call).await
+}
+
+/// Runs a checked call (only [`registry::dispatch`] calls this).
+pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     match call.tool.as_str() {
-        "read" => read::run(ctx, &call),
-        "write" => write::run(ctx, &call),
-        "edit" => edit::run(ctx, &call),
-        "apply_patch" => apply_patch::run(ctx, &call),
-        "ls" => ls::run(ctx, &call),
-        "exec" => exec::run(ctx, &call).await,
-        "browser" => browser::run(ctx, &call).await,
-        "message" => message::run(ctx, &call).await,
-        "media_save" => media_save::run(ctx, &call).await,
+        "read" => read::run(ctx, call),
+        "write" => write::run(ctx, call),
+        "edit" => edit::run(ctx, call),
+        "apply_patch" => apply_patch::run(ctx, call),
+        "ls" => ls::run(ctx, call),
+        "exec" => exec::run(ctx, call).await,
+        "browser" => browser::run(ctx, call).await,
+        "message" => message::run(ctx, call).await,
+        "media_save" => media_save::run(ctx, call).await,
         other => Err(
             ToolError::new(ErrorCode::NotFound, format!("unknown tool {other:?}"))
-                .with_hint(format!(
-                    "available tools: {}",
-                    tool_specs()
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
                 .with_detail("tool", other),
         ),
     }
 }
 
-/// Every tool this crate serves.
+/// Every tool this crate serves (whatever the policy says; see [`registry::list`]).
 pub fn tool_specs() -> Vec<ToolSpec> {
-    vec![
-        read::spec(),
-        write::spec(),
-        edit::spec(),
-        apply_patch::spec(),
-        ls::spec(),
-        exec::spec(),
-        browser::spec(),
-        message::spec(),
-        media_save::spec(),
-    ]
+    registry::specs().to_vec()
 }

@@ -8,8 +8,10 @@
 //! of carapace's own writes are neither listed nor counted.
 
 use carapace_fs::ListOptions;
+use carapace_policy::config::ToolProfile;
 use carapace_policy::mode_string;
 use carapace_policy::mounts::{self, Access};
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -24,19 +26,21 @@ pub(crate) const MAX_ENTRIES: usize = 10_000;
 pub(crate) const MAX_COUNT: u64 = 1_000_000;
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "ls".into(),
-        description: format!(
+    ToolSpec::new(
+        "ls",
+        format!(
             "List a directory (default /workspace): name, kind, size and mode of each entry, the first {DEFAULT_ENTRIES} by name (`limit`, up to {MAX_ENTRIES}); `truncated` and `total` say when there are more. `/` lists the mounts this session can see."
         ),
-        input_schema: json!({
+        json!({
             "type": "object",
             "properties": {
                 "path": {"type": "string"},
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_ENTRIES, "description": "Most entries to return"}
             }
         }),
-    }
+    )
+    .with_meta(Section::Fs, &[ToolProfile::Coding], &[Effect::ReadsWorkspace])
+    .with_aliases(&[])
 }
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {

@@ -9,16 +9,18 @@
 
 use base64::Engine;
 use carapace_media::{MediaRef, OutboundPolicy, SavedMedia, media_ref};
+use carapace_policy::config::ToolProfile;
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "media_save".into(),
-        description: "Save a file into the media store (mode 0644, ready to send with `message`): `path` (/workspace/... or relative; the same checks as sending it: a private 0600 file, a hard link or a symlink is refused), or `url` (http/https download; private addresses refused), or `base64` with `filename`. Returns the media path, mime and bytes.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "media_save",
+        "Save a file into the media store (mode 0644, ready to send with `message`): `path` (/workspace/... or relative; the same checks as sending it: a private 0600 file, a hard link or a symlink is refused), or `url` (http/https download; private addresses refused), or `base64` with `filename`. Returns the media path, mime and bytes.",
+        json!({
             "type": "object",
             "properties": {
                 "path": {"type": "string"},
@@ -27,7 +29,9 @@ pub(crate) fn spec() -> ToolSpec {
                 "filename": {"type": "string"}
             }
         }),
-    }
+    )
+    .with_meta(Section::Media, &[ToolProfile::Coding], &[Effect::ReadsWorkspace, Effect::WritesMedia, Effect::Network])
+    .with_aliases(&["filePath", "file_path", "buffer"])
 }
 
 fn result(s: SavedMedia) -> Value {

@@ -16,6 +16,8 @@
 //! Result: `channel`, `target`, `messageId`, `messageIds`, and per attachment `path`,
 //! `filename`, `mime`, `bytes`, `remoteId`.
 
+use carapace_policy::config::ToolProfile;
+use carapace_policy::tools_policy::{Effect, Section};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -28,10 +30,10 @@ use crate::args::{Args, no_nul};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "message".into(),
-        description: "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE (chmod 644 a file meant to be shared; media_save applies the same checks). http(s) URLs are downloaded first; other URL schemes are refused.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "message",
+        "Send a message and/or files to a chat channel. action \"send\": channel, target (user:<id>, channel:<id>, room:<id>), message, media/path/filePath (one path or a list; /workspace/... or media-store paths), buffer (base64) + filename, caption; lines \"MEDIA:<path>\" in the message attach that file. action \"upload-file\": channel, target, filePath, caption. Files must be readable by others (0644): a 0600 file is refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE (chmod 644 a file meant to be shared; media_save applies the same checks). http(s) URLs are downloaded first; other URL schemes are refused.",
+        json!({
             "type": "object",
             "properties": {
                 "action": {"type": "string", "enum": ["send", "upload-file"]},
@@ -47,7 +49,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["target"]
         }),
-    }
+    )
+    .with_meta(Section::Messaging, &[ToolProfile::Messaging], &[Effect::ReadsWorkspace, Effect::SendsOutbound, Effect::Network])
+    .with_aliases(&["to", "text", "file_path", "mediaUrl"])
 }
 
 /// Splits `MEDIA:<path>` lines out of a message: (remaining text, paths).

@@ -12,7 +12,9 @@
 use base64::Engine;
 use carapace_fs::{FsError, LineQuery};
 use carapace_policy::ErrorCode;
+use carapace_policy::config::ToolProfile;
 use carapace_policy::mounts::Access;
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -20,10 +22,10 @@ use crate::files::{AtPath, read_options, target};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "read".into(),
-        description: "Read a file. Paths are /workspace/..., /agent/... or relative to /workspace. Text comes back as `content`, binary as `base64`. For large files pass `offset` (1-based line) and `limit` (lines): a window holds whole lines up to tools.fs.maxReadBytes; when `truncated` is true, continue at `nextOffset`.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "read",
+        "Read a file. Paths are /workspace/..., /agent/... or relative to /workspace. Text comes back as `content`, binary as `base64`. For large files pass `offset` (1-based line) and `limit` (lines): a window holds whole lines up to tools.fs.maxReadBytes; when `truncated` is true, continue at `nextOffset`.",
+        json!({
             "type": "object",
             "properties": {
                 "path": {"type": "string", "description": "File path"},
@@ -32,7 +34,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["path"]
         }),
-    }
+    )
+    .with_meta(Section::Fs, &[ToolProfile::Coding], &[Effect::ReadsWorkspace])
+    .with_aliases(&["file_path", "filePath"])
 }
 
 fn encode(bytes: Vec<u8>, out: &mut serde_json::Map<String, Value>) {

@@ -4,8 +4,10 @@
 //! lead out of the mount.
 
 use base64::Engine;
+use carapace_policy::config::ToolProfile;
 use carapace_policy::mode_string;
 use carapace_policy::mounts::Access;
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -13,10 +15,10 @@ use crate::files::{target, write};
 use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "write".into(),
-        description: "Create or replace a file with `content` (text) or `base64` (binary). Parent directories are created. Paths are /workspace/... or relative to /workspace.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "write",
+        "Create or replace a file with `content` (text) or `base64` (binary). Parent directories are created. Paths are /workspace/... or relative to /workspace.",
+        json!({
             "type": "object",
             "properties": {
                 "path": {"type": "string"},
@@ -25,7 +27,9 @@ pub(crate) fn spec() -> ToolSpec {
             },
             "required": ["path"]
         }),
-    }
+    )
+    .with_meta(Section::Fs, &[ToolProfile::Coding], &[Effect::WritesWorkspace])
+    .with_aliases(&["file_path", "filePath"])
 }
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {

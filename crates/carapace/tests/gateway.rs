@@ -159,7 +159,12 @@ fn assert_envelope(v: &Value, code: &str) {
 
 #[tokio::test]
 async fn http_errors_are_envelopes_with_the_right_status() {
-    let gw = start(Some("{ gateway: { maxBodyBytes: 65536 } }"), "022");
+    let gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let body = r#"{"tool":"ls","args":{}}"#;
     let (s, v) = gw.invoke_raw(None, body).await;
     assert_eq!(s, 401);
@@ -195,12 +200,12 @@ async fn http_errors_are_envelopes_with_the_right_status() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["result"]["mode"], "0644");
+    assert_eq!(v["result"]["details"]["mode"], "0644");
     let (s, v) = gw
         .invoke(json!({"tool": "read", "args": {"path": "a.txt"}}))
         .await;
     assert_eq!(s, 200);
-    assert_eq!(v["result"]["content"], "hi");
+    assert_eq!(v["result"]["details"]["content"], "hi");
     // healthz, metrics, audit.
     let h: Value = reqwest::get(format!("{}/healthz", gw.base))
         .await
@@ -295,7 +300,7 @@ async fn configured_token_wins_and_carapace_up_prints_connection_help() {
     assert!(state.join("secrets/gateway-token").exists());
 
     let gw = start(
-        Some("{ gateway: { auth: { token: \"configured-secret\" } } }"),
+        Some("{ gateway: { auth: { token: \"configured-secret\" }, tools: { allow: [\"ls\"] } } }"),
         "022",
     );
     assert_eq!(gw.ready["tokenSource"], "config");
@@ -310,7 +315,12 @@ async fn configured_token_wins_and_carapace_up_prints_connection_help() {
 
 #[tokio::test]
 async fn invalid_config_edit_keeps_the_old_config() {
-    let mut gw = start(Some("{ gateway: { maxBodyBytes: 65536 } }"), "022");
+    let mut gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 65536, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let cfg = gw.dir.path().join("carapace.json5");
     let body = json!({"tool": "write", "args": {"path": "m.txt", "content": "y".repeat(80_000)}});
     assert_eq!(gw.invoke(body.clone()).await.0, 413);
@@ -329,7 +339,11 @@ async fn invalid_config_edit_keeps_the_old_config() {
     assert!(gw.stderr().contains("maxBodyBytes"), "{}", gw.stderr());
     assert_eq!(gw.invoke(body.clone()).await.0, 413);
     // A valid edit applies without a restart.
-    std::fs::write(&cfg, "{ gateway: { maxBodyBytes: 1048576 } }").unwrap();
+    std::fs::write(
+        &cfg,
+        "{ gateway: { maxBodyBytes: 1048576, tools: { allow: [\"write\"] } } }",
+    )
+    .unwrap();
     let deadline = until(20);
     loop {
         let (s, v) = gw.invoke(body.clone()).await;
@@ -350,7 +364,12 @@ async fn invalid_config_edit_keeps_the_old_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_writes_leaves_old_or_new_content() {
-    let mut gw = start(Some("{ gateway: { maxBodyBytes: 16777216 } }"), "022");
+    let mut gw = start(
+        Some(
+            "{ gateway: { maxBodyBytes: 16777216, tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
+        ),
+        "022",
+    );
     let a = "a".repeat(4 << 20);
     let b = "b".repeat(4 << 20);
     assert_eq!(
@@ -432,7 +451,7 @@ async fn concurrent_clients_on_different_sessions_do_not_cross_talk() {
     }
     let gw = start(
         Some(
-            "{ agents: { defaults: { sandbox: { mode: \"all\", backend: \"bwrap\", workspaceAccess: \"session\" } } } }",
+            "{ agents: { defaults: { sandbox: { mode: \"all\", backend: \"bwrap\", workspaceAccess: \"session\" } } }, gateway: { tools: { allow: [\"group:fs\", \"group:runtime\"] } } }",
         ),
         "022",
     );
@@ -452,12 +471,12 @@ async fn concurrent_clients_on_different_sessions_do_not_cross_talk() {
                     .invoke(json!({"tool": "read", "sessionKey": session, "args": {"path": "note.txt"}}))
                     .await;
                 assert_eq!(s, 200, "{v}");
-                assert_eq!(v["result"]["content"], text);
+                assert_eq!(v["result"]["details"]["content"], text);
                 let (s, v) = gw
                     .invoke(json!({"tool": "exec", "sessionKey": session, "args": {"command": "cat note.txt; ls /workspace | wc -l"}}))
                     .await;
                 assert_eq!(s, 200, "{v}");
-                assert_eq!(v["result"]["stdout"], format!("{text}1\n"), "{v}");
+                assert_eq!(v["result"]["details"]["stdout"], format!("{text}1\n"), "{v}");
             }
         }));
     }
@@ -560,7 +579,7 @@ async fn mcp_over_http() {
         std::fs::read_to_string(gw.state.join("workspace/mcp.txt")).unwrap(),
         "via mcp"
     );
-    // Without the token the endpoint refuses with the envelope.
+    // Without the token the endpoint refuses with a JSON-RPC error carrying the envelope.
     let r = reqwest::Client::new()
         .post(format!("{}/mcp", gw.base))
         .header("accept", "application/json, text/event-stream")
@@ -569,12 +588,19 @@ async fn mcp_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_envelope(&r.json().await.unwrap(), "UNAUTHORIZED");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    assert_envelope(&v["error"]["data"], "UNAUTHORIZED");
 }
 
 #[tokio::test]
 async fn tool_invoke_cli_against_a_running_gateway() {
-    let gw = start(None, "022");
+    // `--gateway` goes through POST /tools/invoke, which serves the file tools only when
+    // gateway.tools.allow lists them.
+    let gw = start(
+        Some("{ gateway: { tools: { allow: [\"group:fs\"] } } }"),
+        "022",
+    );
     let cli = |args: &[&str], token: Option<&str>| {
         let mut c = Command::new(BIN);
         c.args(args)
@@ -635,7 +661,7 @@ async fn tool_invoke_cli_against_a_running_gateway() {
 async fn seed_000_refusal_over_http_is_a_typed_403_not_a_500() {
     let inbox = tempfile::tempdir().unwrap();
     let config = format!(
-        "{{ channels: {{ inbox: {{ dir: {:?} }} }} }}",
+        "{{ channels: {{ inbox: {{ dir: {:?} }} }}, gateway: {{ tools: {{ allow: [\"exec\", \"write\"] }} }} }}",
         inbox.path().display().to_string()
     );
     let gw = start(Some(&config), "022");

@@ -43,7 +43,7 @@ async fn connect(addr: &str) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_do_not_starve_the_gateway_and_are_closed_by_their_deadlines() {
     let gw = start(
-        "{gateway: {headerTimeoutSeconds: 4, bodyTimeoutSeconds: 4}}",
+        "{gateway: {headerTimeoutSeconds: 4, bodyTimeoutSeconds: 4, tools: {allow: [\"ls\"]}}}",
         256,
     );
     // 300 connections that never send a byte: more than the fd limit allows at once.

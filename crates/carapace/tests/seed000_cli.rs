@@ -434,11 +434,16 @@ async fn over_http_a_0600_file_is_a_typed_403_not_a_bare_500() {
     let t = tempfile::tempdir().unwrap();
     let state = t.path().join("state");
     let stderr = std::fs::File::create(t.path().join("gw.stderr")).unwrap();
+    // POST /tools/invoke serves the file tools only when gateway.tools.allow lists them.
+    let cfg = t.path().join("carapace.json5");
+    std::fs::write(&cfg, r#"{ gateway: { tools: { allow: ["write"] } } }"#).unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg("umask 077; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_carapace"))
         .args(["gateway", "run", "--bind", "127.0.0.1:0", "--json"])
+        .arg("--config")
+        .arg(&cfg)
         .env("CARAPACE_STATE_DIR", &state)
         .env_remove("CARAPACE_TOKEN")
         .env_remove("CARAPACE_CONFIG")

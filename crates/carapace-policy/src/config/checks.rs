@@ -8,6 +8,7 @@
 use std::path::{Component, Path};
 
 use super::model::{AgentSettings, ConfigFile, SandboxSettings};
+use super::tools::ToolLists;
 use super::values::Mode;
 
 type Check = Result<(), (String, String)>;
@@ -292,6 +293,109 @@ fn extra_root(path: &str, r: &str) -> Check {
                 "{r:?} is the filesystem root, which would make every readable file sendable; allowed: a specific directory such as \"/srv/shared\""
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The tool-policy lists: every entry a usable name (a `group:` that exists), every exec
+/// allowlist entry an absolute path or a bare name, and `allow` with `alsoAllow` at the same
+/// level refused (alsoAllow adds to a profile; next to an explicit allow it is ambiguous).
+pub(super) fn tools(f: &ConfigFile) -> Check {
+    type Lists<'a> = Vec<(String, &'a Vec<String>)>;
+    fn add<'a>(lists: &mut Lists<'a>, p: String, v: Option<&'a Vec<String>>) {
+        if let Some(v) = v {
+            lists.push((p, v));
+        }
+    }
+    fn triple<'a>(lists: &mut Lists<'a>, path: &str, l: Option<&'a ToolLists>) {
+        if let Some(l) = l {
+            add(lists, format!("{path}.allow"), l.allow.as_ref());
+            add(lists, format!("{path}.alsoAllow"), l.also_allow.as_ref());
+            add(lists, format!("{path}.deny"), l.deny.as_ref());
+        }
+    }
+    const BOTH: &str =
+        "alsoAllow adds tools to the profile; next to an explicit allow list, put them in allow";
+    let t = &f.tools;
+    let mut lists: Lists<'_> = Vec::new();
+    add(&mut lists, "tools.allow".into(), t.allow.as_ref());
+    add(&mut lists, "tools.alsoAllow".into(), t.also_allow.as_ref());
+    add(&mut lists, "tools.deny".into(), t.deny.as_ref());
+    triple(
+        &mut lists,
+        "tools.sandbox.tools",
+        t.sandbox.as_ref().and_then(|s| s.tools.as_ref()),
+    );
+    triple(
+        &mut lists,
+        "tools.subagents.tools",
+        t.subagents.as_ref().and_then(|s| s.tools.as_ref()),
+    );
+    if let Some(g) = &f.gateway.tools {
+        add(&mut lists, "gateway.tools.allow".into(), g.allow.as_ref());
+        add(&mut lists, "gateway.tools.deny".into(), g.deny.as_ref());
+    }
+    if let Some(g) = f.gateway.mcp.as_ref().and_then(|m| m.tools.as_ref()) {
+        add(
+            &mut lists,
+            "gateway.mcp.tools.allow".into(),
+            g.allow.as_ref(),
+        );
+        add(&mut lists, "gateway.mcp.tools.deny".into(), g.deny.as_ref());
+    }
+    if t.allow.is_some() && t.also_allow.is_some() {
+        return Err(("tools.alsoAllow".into(), BOTH.into()));
+    }
+    let mut exec_lists: Lists<'_> = Vec::new();
+    add(
+        &mut exec_lists,
+        "tools.exec.allowlist".into(),
+        t.exec.allowlist.as_ref(),
+    );
+    let agents = f
+        .agents
+        .entries
+        .iter()
+        .map(|(id, a)| (format!("agents.entries.{id}"), a))
+        .chain(
+            f.agents
+                .list
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("agents.list[{i}]"), a)),
+        );
+    for (p, a) in agents {
+        let Some(at) = &a.tools else { continue };
+        add(&mut lists, format!("{p}.tools.allow"), at.allow.as_ref());
+        add(
+            &mut lists,
+            format!("{p}.tools.alsoAllow"),
+            at.also_allow.as_ref(),
+        );
+        add(&mut lists, format!("{p}.tools.deny"), at.deny.as_ref());
+        triple(
+            &mut lists,
+            &format!("{p}.tools.sandbox.tools"),
+            at.sandbox.as_ref().and_then(|s| s.tools.as_ref()),
+        );
+        if at.allow.is_some() && at.also_allow.is_some() {
+            return Err((format!("{p}.tools.alsoAllow"), BOTH.into()));
+        }
+        add(
+            &mut exec_lists,
+            format!("{p}.tools.exec.allowlist"),
+            at.exec.as_ref().and_then(|e| e.allowlist.as_ref()),
+        );
+    }
+    for (p, l) in lists {
+        for (i, e) in l.iter().enumerate() {
+            crate::tools_policy::names::check_entry(e).map_err(|m| (format!("{p}[{i}]"), m))?;
+        }
+    }
+    for (p, l) in exec_lists {
+        for (i, e) in l.iter().enumerate() {
+            crate::tools_policy::exec::check_entry(e).map_err(|m| (format!("{p}[{i}]"), m))?;
+        }
     }
     Ok(())
 }

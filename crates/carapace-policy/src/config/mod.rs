@@ -3,19 +3,26 @@
 //! Parsing is a pure function of the text and an injected environment ([`prepass::Env`]); the
 //! CLI reads the file and the process environment and hands them in.
 
+#[macro_use]
+pub mod values;
 mod checks;
 pub mod expand;
 pub mod model;
+pub mod openclaw_keys;
 pub mod prepass;
 pub mod raw;
 pub mod redact;
-pub mod values;
+pub mod tools;
 
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
 pub use model::*;
+pub use tools::{
+    AgentExecSettings, AgentToolsSettings, ApplyPatchSettings, ExecSecurity, GatewayMcpSettings,
+    SandboxToolsSettings, SurfaceToolsSettings, ToolLists, ToolProfile,
+};
 pub use values::{Backend, Mode, SandboxMode, Scope, Secret, SessionAgentAccess, WorkspaceAccess};
 
 use crate::error::{CarapaceError, ErrorCode};
@@ -254,6 +261,7 @@ fn validate(file: &ConfigFile) -> Result<(), (String, String)> {
         checks::agent_layer(a, &path)?;
     }
     checks::file(file)?;
+    checks::tools(file)?;
     if let Some(m) = file.media.max_bytes
         && m == 0
     {

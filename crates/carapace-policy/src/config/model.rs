@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::tools::{
+    AgentToolsSettings, ApplyPatchSettings, ExecSecurity, GatewayMcpSettings, SandboxToolsSettings,
+    SurfaceToolsSettings, ToolProfile,
+};
 use super::values::{
     Backend, Mode, SandboxMode, Scope, Secret, SessionAgentAccess, WorkspaceAccess,
 };
@@ -64,6 +68,10 @@ pub struct AgentSettings {
     /// Sandbox settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxSettings>,
+    /// This agent's tool policy (`agents.entries.<id>.tools` / `agents.list[].tools`; refused in
+    /// `agents.defaults`, where the global policy is `tools.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<AgentToolsSettings>,
 }
 
 /// `sandbox` (defaults or per-agent override; unset keys fall through).
@@ -157,6 +165,24 @@ pub struct PruneSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ToolsConfig {
+    /// `tools.profile`: the base allowlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ToolProfile>,
+    /// `tools.allow`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// `tools.alsoAllow`: added to the profile's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_allow: Option<Vec<String>>,
+    /// `tools.deny`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// `tools.sandbox.tools`: the tools of sandboxed sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxToolsSettings>,
+    /// `tools.subagents.tools`: the tools of sub-agent sessions (`…:subagent:…` keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagents: Option<SandboxToolsSettings>,
     /// `tools.fs`
     #[serde(default)]
     pub fs: FsToolSettings,
@@ -203,6 +229,16 @@ pub struct ExecToolSettings {
     /// Output cap (stdout and stderr each).
     #[serde(default = "default_exec_output")]
     pub max_output_bytes: u64,
+    /// `deny` | `allowlist` | `full` (unset: `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<ExecSecurity>,
+    /// The executables `security: "allowlist"` lets run (absolute paths or bare names, `*`
+    /// globs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<Vec<String>>,
+    /// `tools.exec.applyPatch`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_patch: Option<ApplyPatchSettings>,
 }
 
 impl Default for ExecToolSettings {
@@ -210,6 +246,9 @@ impl Default for ExecToolSettings {
         ExecToolSettings {
             timeout_seconds: default_exec_timeout(),
             max_output_bytes: default_exec_output(),
+            security: None,
+            allowlist: None,
+            apply_patch: None,
         }
     }
 }
@@ -355,6 +394,12 @@ pub struct GatewayConfig {
     /// `gateway.auth`
     #[serde(default)]
     pub auth: GatewayAuth,
+    /// `gateway.tools`: what `POST /tools/invoke` serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<SurfaceToolsSettings>,
+    /// `gateway.mcp`: what MCP serves (carapace's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<GatewayMcpSettings>,
 }
 
 /// `gateway.auth`

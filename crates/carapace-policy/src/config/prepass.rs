@@ -31,6 +31,24 @@ enum Kind {
     Mixed(&'static [&'static str], &'static [&'static str]),
 }
 
+/// OpenClaw keys of a per-agent `tools.exec` carapace does not read (the table of OpenClaw
+/// settings decides which are refused).
+const PER_AGENT_EXEC_OPENCLAW: &[&str] = &[
+    "host",
+    "ask",
+    "node",
+    "timeoutSec",
+    "backgroundMs",
+    "pathPrepend",
+    "safeBins",
+    "safeBinTrustedDirs",
+    "safeBinProfiles",
+    "strictInlineEval",
+    "applyPatch",
+    "reviewer",
+    "notifyOnExit",
+];
+
 /// The rules, by path pattern (`*` = any map key, `[]` = any array element).
 fn rule(pattern: &str) -> Option<Kind> {
     const SANDBOX_OPENCLAW: &[&str] = &[
@@ -54,7 +72,35 @@ fn rule(pattern: &str) -> Option<Kind> {
         "capAdd",
         "dangerouslyAllowReservedContainerTargets",
     ];
-    const AGENT_KNOWN: &[&str] = &["id", "default", "workspace", "sandbox"];
+    const AGENT_KNOWN: &[&str] = &["id", "default", "workspace", "sandbox", "tools"];
+    const AGENT_OPENCLAW: &[&str] = &[
+        "name",
+        "model",
+        "models",
+        "identity",
+        "heartbeat",
+        "subagents",
+        "skills",
+    ];
+    const EXEC_OPENCLAW: &[&str] = &[
+        "host",
+        "ask",
+        "node",
+        "backgroundMs",
+        "yieldMs",
+        "pathPrepend",
+        "safeBins",
+        "safeBinTrustedDirs",
+        "safeBinProfiles",
+        "strictInlineEval",
+        "commandHighlighting",
+        "reviewer",
+        "approvalRunningNoticeMs",
+        "notifyOnExit",
+        "notifyOnExitEmptySuccess",
+        "cleanupMs",
+        "remote",
+    ];
     Some(match pattern {
         "" => Kind::Mixed(
             &["agents", "tools", "media", "channels", "gateway", "browser"],
@@ -91,8 +137,10 @@ fn rule(pattern: &str) -> Option<Kind> {
             ],
         ),
         "agents" => Kind::Strict(&[]),
-        "agents.defaults" | "agents.entries.*" | "agents.list[]" => Kind::Mixed(
-            AGENT_KNOWN,
+        // `tools` is per agent only: the global tool policy is `tools.*` (a `tools` here is
+        // dropped, and refused by the table of OpenClaw settings).
+        "agents.defaults" => Kind::Mixed(
+            &["id", "default", "workspace", "sandbox"],
             &[
                 "name",
                 "model",
@@ -100,10 +148,21 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "identity",
                 "heartbeat",
                 "subagents",
-                "tools",
                 "skills",
+                "tools",
             ],
         ),
+        "agents.entries.*" | "agents.list[]" => Kind::Mixed(AGENT_KNOWN, AGENT_OPENCLAW),
+        "agents.entries.*.tools" | "agents.list[].tools" => {
+            Kind::Strict(&["byProvider", "elevated", "fs", "loopDetection"])
+        }
+        "agents.entries.*.tools.exec" | "agents.list[].tools.exec" => {
+            Kind::Strict(PER_AGENT_EXEC_OPENCLAW)
+        }
+        "agents.entries.*.tools.sandbox" | "agents.list[].tools.sandbox" => Kind::Strict(&[]),
+        "agents.entries.*.tools.sandbox.tools" | "agents.list[].tools.sandbox.tools" => {
+            Kind::Strict(&[])
+        }
         "agents.defaults.sandbox" | "agents.entries.*.sandbox" | "agents.list[].sandbox" => {
             Kind::Strict(SANDBOX_OPENCLAW)
         }
@@ -114,38 +173,40 @@ fn rule(pattern: &str) -> Option<Kind> {
         | "agents.entries.*.sandbox.prune"
         | "agents.list[].sandbox.prune" => Kind::Strict(&[]),
         "tools" => Kind::Mixed(
-            &["fs", "exec", "message"],
             &[
+                "fs",
+                "exec",
+                "message",
                 "profile",
                 "allow",
                 "deny",
                 "alsoAllow",
+                "sandbox",
+                "subagents",
+            ],
+            &[
                 "byProvider",
                 "web",
                 "media",
                 "links",
                 "elevated",
                 "agentToAgent",
-                "sandbox",
-                "subagents",
                 "sessions",
                 "loopDetection",
+                "experimental",
+                "codeExecution",
             ],
         ),
+        "tools.sandbox" => Kind::Strict(&[]),
+        "tools.sandbox.tools" => Kind::Strict(&[]),
+        // carapace has no sub-agents; only the tool lists of sub-agent sessions are read.
+        "tools.subagents" => Kind::Mixed(&["tools"], &[]),
+        "tools.subagents.tools" => Kind::Strict(&[]),
         "tools.fs" => Kind::Strict(&["workspaceOnly"]),
-        "tools.exec" => Kind::Mixed(
-            &["timeoutSeconds", "maxOutputBytes"],
-            &[
-                "timeoutSec",
-                "host",
-                "security",
-                "ask",
-                "node",
-                "backgroundMs",
-                "pathPrepend",
-                "safeBins",
-            ],
-        ),
+        // Strict: an unknown key in the exec policy could be a restriction carapace would
+        // silently not apply.
+        "tools.exec" => Kind::Strict(EXEC_OPENCLAW),
+        "tools.exec.applyPatch" => Kind::Strict(&["workspaceOnly", "allowModels"]),
         "tools.message" => Kind::Mixed(&["outboundMediaPolicy"], &["crossContext", "broadcast"]),
         "tools.message.outboundMediaPolicy" => Kind::Strict(&[]),
         "media" => Kind::Strict(&[]),
@@ -199,6 +260,8 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "headerTimeoutSeconds",
                 "bodyTimeoutSeconds",
                 "auth",
+                "tools",
+                "mcp",
             ],
             &[
                 "mode",
@@ -213,6 +276,7 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "nodes",
             ],
         ),
+        "gateway.tools" | "gateway.mcp" | "gateway.mcp.tools" => Kind::Strict(&[]),
         "gateway.auth" => Kind::Mixed(
             &["mode", "token"],
             &["password", "allowTailscale", "rateLimit"],
@@ -361,8 +425,11 @@ fn walk(
 ) -> Result<(), PrepassError> {
     match v {
         Value::Object(map) => {
+            if pattern == "tools.exec" {
+                alias_timeout_sec(map)?;
+            }
             if let Some(kind) = rule(pattern) {
-                apply_rule(map, path, &kind, report)?;
+                apply_rule(map, path, pattern, &kind, report)?;
             }
             let secret_object = pattern.ends_with(".headers");
             for (k, child) in map.iter_mut() {
@@ -413,9 +480,54 @@ fn child_pattern(pattern: &str, key: &str) -> String {
     }
 }
 
+/// OpenClaw's `tools.exec.timeoutSec` is carapace's `timeoutSeconds` (a limit: it must not be
+/// dropped). Both given with different values is an error.
+fn alias_timeout_sec(map: &mut Map<String, Value>) -> Result<(), PrepassError> {
+    let Some(v) = map.remove("timeoutSec") else {
+        return Ok(());
+    };
+    match map.get("timeoutSeconds") {
+        Some(w) if *w != v => Err(PrepassError {
+            path: "tools.exec.timeoutSec".into(),
+            message: format!(
+                "{v} contradicts tools.exec.timeoutSeconds {w}; OpenClaw's timeoutSec is carapace's timeoutSeconds: keep one"
+            ),
+        }),
+        _ => {
+            map.insert("timeoutSeconds".into(), v);
+            Ok(())
+        }
+    }
+}
+
+/// Drops `k` from `map`: the table of OpenClaw settings decides whether that is refused,
+/// warned about, or silent.
+fn drop_key(
+    map: &mut Map<String, Value>,
+    k: &str,
+    at: &str,
+    pattern: &str,
+    default_warning: &str,
+    report: &mut PrepassReport,
+) -> Result<(), PrepassError> {
+    let Some(v) = map.remove(k) else {
+        return Ok(());
+    };
+    for f in super::openclaw_keys::check(&child_pattern(pattern, k), at, &v, default_warning) {
+        match f {
+            super::openclaw_keys::Finding::Refuse { path, message } => {
+                return Err(PrepassError { path, message });
+            }
+            super::openclaw_keys::Finding::Warn(w) => report.warnings.push(w),
+        }
+    }
+    Ok(())
+}
+
 fn apply_rule(
     map: &mut Map<String, Value>,
     path: &str,
+    pattern: &str,
     kind: &Kind,
     report: &mut PrepassReport,
 ) -> Result<(), PrepassError> {
@@ -429,10 +541,14 @@ fn apply_rule(
         match kind {
             Kind::Strict(openclaw) => {
                 if openclaw.contains(&k.as_str()) {
-                    report.warnings.push(format!(
-                        "{at}: OpenClaw setting not implemented by carapace; ignored"
-                    ));
-                    map.remove(&k);
+                    drop_key(
+                        map,
+                        &k,
+                        &at,
+                        pattern,
+                        "OpenClaw setting not implemented by carapace; ignored",
+                        report,
+                    )?;
                 }
                 // Other unknown keys are left for serde's deny_unknown_fields.
             }
@@ -452,14 +568,11 @@ fn apply_rule(
                     });
                 }
                 let what = if path.is_empty() {
-                    "section"
+                    "section not handled by carapace; ignored"
                 } else {
-                    "setting"
+                    "setting not handled by carapace; ignored"
                 };
-                report
-                    .warnings
-                    .push(format!("{at}: {what} not handled by carapace; ignored"));
-                map.remove(&k);
+                drop_key(map, &k, &at, pattern, what, report)?;
             }
         }
     }

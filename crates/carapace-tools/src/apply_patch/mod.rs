@@ -18,6 +18,8 @@ mod hunks;
 mod parse;
 mod plan;
 
+use carapace_policy::config::ToolProfile;
+use carapace_policy::tools_policy::{Effect, Section};
 use serde_json::{Value, json};
 
 use crate::args::Args;
@@ -25,17 +27,19 @@ use crate::{ToolCall, ToolContext, ToolError, ToolSpec};
 use plan::Change;
 
 pub(crate) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "apply_patch".into(),
-        description: "Apply a patch to one or more files using the apply_patch format. The input should include *** Begin Patch and *** End Patch markers.".into(),
-        input_schema: json!({
+    ToolSpec::new(
+        "apply_patch",
+        "Apply a patch to one or more files using the apply_patch format. The input should include *** Begin Patch and *** End Patch markers.",
+        json!({
             "type": "object",
             "properties": {
                 "input": {"type": "string", "description": "Patch content using the *** Begin Patch/End Patch format."}
             },
             "required": ["input"]
         }),
-    }
+    )
+    .with_meta(Section::Fs, &[ToolProfile::Coding], &[Effect::ReadsWorkspace, Effect::WritesWorkspace])
+    .with_aliases(&["patch"])
 }
 
 pub(crate) fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {

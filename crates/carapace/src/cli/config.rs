@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use carapace_policy::{CarapaceError, Decided, EffectiveSandbox, ErrorEnvelope, ResolveInput};
+use carapace_policy::tools_policy::{EffectiveTools, Surface};
+use carapace_policy::{
+    CarapaceError, Config, Decided, EffectiveSandbox, ErrorEnvelope, ResolveInput,
+};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -42,6 +45,21 @@ pub async fn run(cmd: ConfigCmd, g: &Global) -> Result<(), ErrorEnvelope> {
     let (path, _) = config_path(g.config.as_deref());
     match cmd {
         ConfigCmd::Validate => {
+            let mut warnings = config.warnings.clone();
+            // Entries of tool lists that name no carapace tool (a typo, or an OpenClaw tool
+            // carapace does not have): harmless in a deny list, but worth saying.
+            if let Ok(p) = config.tool_policy(
+                &ResolveInput::default(),
+                Surface::Cli,
+                &carapace_tools::registry::catalog(),
+            ) {
+                warnings.extend(
+                    p.notes
+                        .into_iter()
+                        .filter(|n| n.contains("names no carapace tool")),
+                );
+            }
+            let config = carapace_policy::Config { warnings, ..config };
             let mut human = format!("{}: valid", path.display());
             if config.warnings.is_empty() {
                 human.push('\n');
@@ -64,10 +82,15 @@ pub async fn run(cmd: ConfigCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                 session_key: a.session.as_deref(),
             };
             let eff = config.resolve(&input).map_err(|e| e.to_envelope())?;
-            let value = json!({ "effective": eff, "tools": config.file.tools, "media": {
+            let policies = tool_policies(&config, &input)?;
+            let value = json!({ "effective": eff, "tools": config.file.tools,
+                "toolPolicy": tool_policy_json(&policies),
+                "media": {
                 "dir": config.media_dir(), "fileMode": config.file.media.file_mode.unwrap_or(carapace_policy::config::Mode(0o644)),
             }});
-            emit_ok(g.json, value, &render_effective(&eff));
+            let mut human = render_effective(&eff);
+            human.push_str(&render_tool_policy(&policies, false));
+            emit_ok(g.json, value, &human);
         }
         ConfigCmd::Show(_) => {
             let value = serde_json::to_value(&config.file).unwrap_or(Value::Null);
@@ -113,6 +136,111 @@ fn render_effective(e: &EffectiveSandbox) -> String {
     let _ = writeln!(s, "sandboxDir: {:?}", e.sandbox_dir.display().to_string());
     for n in &e.notes {
         let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
+/// The tool policy of one session on every surface.
+pub(super) fn tool_policies(
+    config: &Config,
+    input: &ResolveInput<'_>,
+) -> Result<Vec<EffectiveTools>, ErrorEnvelope> {
+    let catalog = carapace_tools::registry::catalog();
+    Surface::ALL
+        .iter()
+        .map(|s| {
+            config
+                .tool_policy(input, *s, &catalog)
+                .map_err(|e| e.to_envelope())
+        })
+        .collect()
+}
+
+/// `{exec, surfaces: {cli: …, http: …, mcp: …, agent: …}}`.
+pub(super) fn tool_policy_json(policies: &[EffectiveTools]) -> Value {
+    let mut surfaces = serde_json::Map::new();
+    for p in policies {
+        surfaces.insert(
+            p.surface.as_str().into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
+    }
+    json!({
+        "exec": policies.first().map(|p| &p.exec),
+        "surfaces": surfaces,
+    })
+}
+
+/// The human form: per surface the tools it serves, then every tool it does not serve with
+/// the setting that decided. `layers` adds the layers with their lists (for `sandbox explain`).
+pub(super) fn render_tool_policy(policies: &[EffectiveTools], layers: bool) -> String {
+    let mut s = String::new();
+    let Some(first) = policies.first() else {
+        return s;
+    };
+    let _ = writeln!(s, "Tool policy:");
+    let _ = writeln!(
+        s,
+        "  exec security: {} (from {})",
+        first.exec.security, first.exec.security_from
+    );
+    if first.exec.security == carapace_policy::config::ExecSecurity::Allowlist {
+        let _ = writeln!(
+            s,
+            "  exec allowlist: {} (from {})",
+            if first.exec.allowlist.is_empty() {
+                "(empty: no command runs)".to_string()
+            } else {
+                first.exec.allowlist.join(", ")
+            },
+            first.exec.allowlist_from
+        );
+    }
+    if layers {
+        for l in first.layers.iter().filter(|l| l.name != "surface") {
+            let state = if l.applies { "" } else { " (does not apply)" };
+            let _ = writeln!(s, "  layer {}{state}:", l.name);
+            if let Some(a) = &l.allow {
+                let _ = writeln!(s, "    allow {} (from {})", a.entries.join(", "), a.setting);
+            }
+            for d in &l.deny {
+                if !d.entries.is_empty() {
+                    let _ = writeln!(s, "    deny {} (from {})", d.entries.join(", "), d.setting);
+                }
+            }
+            if let Some(n) = &l.note {
+                let _ = writeln!(s, "    {n}");
+            }
+        }
+    }
+    for p in policies {
+        let allowed = p.allowed();
+        let _ = writeln!(
+            s,
+            "  {}: {}",
+            p.surface.as_str(),
+            if allowed.is_empty() {
+                "(no tools)".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        );
+        // Tools refused for the same reason on one line.
+        let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
+        for d in p.tools.iter().filter(|d| !d.allowed) {
+            if let Some(why) = p.reason(&d.tool) {
+                match by_reason.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, tools)) => tools.push(&d.tool),
+                    None => by_reason.push((why, vec![&d.tool])),
+                }
+            }
+        }
+        for (why, tools) in by_reason {
+            let _ = writeln!(s, "    not {}: {why}", tools.join(", "));
+        }
+    }
+    for n in &first.notes {
+        let _ = writeln!(s, "  note: {n}");
     }
     s
 }

@@ -150,7 +150,7 @@ fn announce(json: bool, r: &Ready, sandbox: &str) {
          \n\
          Invoke a tool over HTTP:\n\
          \x20 curl -sS {base}/tools/invoke -H \"Authorization: Bearer {token_cmd}\" \\\n\
-         \x20      -H 'content-type: application/json' -d '{{\"tool\":\"ls\",\"args\":{{}}}}'\n\
+         \x20      -H 'content-type: application/json' -d '{{\"tool\":\"message\",\"args\":{{\"target\":\"user:me\",\"message\":\"hello\"}}}}'\n\
          \n\
          Connect an MCP client over stdio (it starts its own `carapace mcp`):\n\
          {}\n\

@@ -188,7 +188,9 @@ pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         return Ok(());
     }
     let progress = progress_bar(&paths, g.json);
-    let result = carapace_tools::message::send(&ctx, &call, progress)
+    // Through the registry's dispatch, like every surface: the tool policy of the CLI applies.
+    let origin = carapace_tools::Origin::new(carapace_policy::tools_policy::Surface::Cli);
+    let result = carapace_tools::registry::dispatch_message(&ctx, &origin, call, progress)
         .await
         .map_err(|e| e.0)?;
     let text = human(&result);

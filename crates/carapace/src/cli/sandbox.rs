@@ -218,6 +218,12 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             } else {
                 let _ = writeln!(h, "Backend: host (unsandboxed)");
             }
+            let policies = super::config::tool_policies(&config, &t.input())?;
+            h.push_str(&super::config::render_tool_policy(&policies, true));
+            let _ = writeln!(
+                h,
+                "  elevated: off (carapace has no elevated mode: exec never leaves the sandbox)"
+            );
             if !eff.notes.is_empty() {
                 let _ = writeln!(h, "Notes:");
                 for n in &eff.notes {
@@ -226,7 +232,8 @@ pub async fn run(cmd: SandboxCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             }
             emit_ok(
                 g.json,
-                json!({ "effective": eff, "mounts": table, "backend": st, "user": user, "limits": limits }),
+                json!({ "effective": eff, "mounts": table, "backend": st, "user": user, "limits": limits,
+                        "toolPolicy": super::config::tool_policy_json(&policies) }),
                 &h,
             );
         }
