@@ -104,6 +104,25 @@ pub enum ChannelError {
         /// The I/O problem.
         reason: String,
     },
+    /// The Matrix room is end-to-end encrypted: carapace has no encryption and never sends
+    /// plaintext there.
+    #[error(
+        "room {room} on {channel} is end-to-end encrypted; carapace cannot encrypt, so it sends nothing there (never plaintext)"
+    )]
+    RoomEncrypted {
+        /// Channel id.
+        channel: String,
+        /// The room id.
+        room: String,
+    },
+    /// Reading or writing the channel's state (cursor, handled ids) failed.
+    #[error("channel {channel}: {}", .envelope.message)]
+    Storage {
+        /// Channel id.
+        channel: String,
+        /// The underlying typed error (a carapace-fs error, usually).
+        envelope: Box<carapace_policy::ErrorEnvelope>,
+    },
     /// Part of the message (earlier messages / files) was delivered before `source` happened.
     #[error("{source} (part of the message had already been delivered)")]
     PartiallyDelivered {
@@ -133,6 +152,28 @@ fn too_large_message(
 }
 
 impl ChannelError {
+    /// A storage failure of `channel`'s state, keeping the underlying error's code and facts.
+    pub fn storage(channel: &str, e: impl CarapaceError) -> ChannelError {
+        ChannelError::Storage {
+            channel: channel.to_string(),
+            envelope: Box::new(e.to_envelope()),
+        }
+    }
+
+    /// True for failures that retrying cannot fix (bad credentials, refused requests, a bad
+    /// configuration): an inbound source stops on these instead of reconnecting forever.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ChannelError::Unauthorized { .. }
+            | ChannelError::NotConfigured { .. }
+            | ChannelError::BadRequest { .. }
+            | ChannelError::RoomEncrypted { .. } => true,
+            ChannelError::Rejected { status, .. } => !matches!(status, 404 | 409),
+            ChannelError::PartiallyDelivered { source, .. } => source.is_permanent(),
+            _ => false,
+        }
+    }
+
     /// Wraps `self` as having happened after `delivered` arrived (no-op when nothing did).
     pub fn after_partial(self, delivered: &Delivered) -> ChannelError {
         if delivered.remote_id.is_empty() && delivered.attachments.is_empty() {
@@ -154,7 +195,9 @@ impl ChannelError {
             | ChannelError::Ambiguous { channel, .. }
             | ChannelError::MediaTooLarge { channel, .. }
             | ChannelError::NotConfigured { channel, .. }
-            | ChannelError::AttachmentRead { channel, .. } => Some(channel),
+            | ChannelError::AttachmentRead { channel, .. }
+            | ChannelError::RoomEncrypted { channel, .. }
+            | ChannelError::Storage { channel, .. } => Some(channel),
             ChannelError::BadRequest { .. } => None,
             ChannelError::PartiallyDelivered { source, .. } => source.channel(),
         }
@@ -175,6 +218,8 @@ impl CarapaceError for ChannelError {
             ChannelError::BadRequest { .. } | ChannelError::AttachmentRead { .. } => {
                 ErrorCode::BadRequest
             }
+            ChannelError::RoomEncrypted { .. } => ErrorCode::ChannelRoomEncrypted,
+            ChannelError::Storage { envelope, .. } => envelope.code,
             ChannelError::PartiallyDelivered { source, .. } => source.code(),
         }
     }
@@ -200,6 +245,10 @@ impl CarapaceError for ChannelError {
             ChannelError::AttachmentRead { .. } => {
                 "The file changed after it was checked; make sure nothing is still writing it and send again."
             }
+            ChannelError::RoomEncrypted { .. } => {
+                "Talk to the bot in a room without end-to-end encryption (encryption cannot be turned off in a room once on: create a new room or DM without it)."
+            }
+            ChannelError::Storage { envelope, .. } => return envelope.hint.clone(),
             ChannelError::PartiallyDelivered { source, .. } => return source.hint(),
             ChannelError::Rejected { .. } | ChannelError::BadRequest { .. } => return None,
         };
@@ -266,6 +315,12 @@ impl CarapaceError for ChannelError {
             }
             ChannelError::AttachmentRead { filename, .. } => {
                 d.insert("filename".into(), json!(filename));
+            }
+            ChannelError::RoomEncrypted { room, .. } => {
+                d.insert("room".into(), json!(room));
+            }
+            ChannelError::Storage { envelope, .. } => {
+                d.extend(envelope.details.clone());
             }
             ChannelError::PartiallyDelivered { delivered, source } => {
                 d.extend(source.details());

@@ -55,6 +55,18 @@ pub trait ChannelAdapter: Send + Sync {
     /// Sends one message with its attachments: the text, the files, and the caption as the
     /// platform places it. Retries what is safe to retry within the adapter's [`RetryPolicy`].
     async fn send(&self, msg: OutboundMessage) -> Result<Delivered, ChannelError>;
+
+    /// [`send`](Self::send), where sending the same `key` again must not post twice if the
+    /// platform can de-duplicate (Matrix: transaction ids derived from `key`, so a reply sent
+    /// again after a restart is not repeated). Platforms without idempotent sends just send.
+    async fn send_idempotent(
+        &self,
+        msg: OutboundMessage,
+        key: &str,
+    ) -> Result<Delivered, ChannelError> {
+        let _ = key;
+        self.send(msg).await
+    }
 }
 
 /// The checks every adapter makes before sending: something to send, and every file within

@@ -5,12 +5,17 @@
 //!   has rooms only). `user:<@mxid>` → a direct-message room: reused from the `m.direct`
 //!   account data when the bot is joined to one, else created (`POST /createRoom` with
 //!   `is_direct`, `invite`, preset `trusted_private_chat`) and recorded in `m.direct`.
-//! - Text goes first as `m.text`. Each file: `POST /_matrix/media/v3/upload?filename=…` with the
-//!   verified fd streamed as the body (exactly `size` bytes, `Content-Type` set), then
+//! - Before anything is sent, the room's `m.room.encryption` state is asked: an encrypted room
+//!   is refused (`CHANNEL_ROOM_ENCRYPTED`) — carapace has no end-to-end encryption and never
+//!   sends plaintext into a room whose members expect encryption.
+//! - Each file: `POST /_matrix/media/v3/upload?filename=…` with the verified fd streamed as the
+//!   body (exactly `size` bytes, `Content-Type` set; the bytes are never re-encoded), then
 //!   `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` with `m.image`
 //!   (`image/*`) or `m.file`, `url` = the `mxc://` URI, `filename`, and
-//!   `info {mimetype, size, w, h}`. The caption becomes the `body` of the first file event
-//!   (captions as in Matrix v1.10: `body` ≠ `filename`).
+//!   `info {mimetype, size, w, h}`. The text and the caption become the `body` of the first file
+//!   event — one captioned event (Matrix v1.10 captions: `body` ≠ `filename`), not a text and
+//!   then a file. Without files the text goes as `m.text` (split past
+//!   [`MATRIX_TEXT_MAX_CHARS`]), as does text too long to be a caption.
 //! - Event sends carry a transaction id, which the homeserver de-duplicates, so they are safe
 //!   to retry; uploads are too (an orphaned upload is not a message).
 //! - Errors: `{errcode, error}`; 429 / `M_LIMIT_EXCEEDED` waits `retry_after_ms` (or
@@ -400,8 +405,13 @@ impl MatrixAdapter {
             .ok_or_else(|| rejected(200, "upload answered without content_uri", None))
     }
 
-    async fn send_event(&self, room: &str, content: &Value) -> Result<String, ChannelError> {
-        let txn = format!("carapace-{}", uuid::Uuid::new_v4());
+    async fn send_event(
+        &self,
+        room: &str,
+        content: &Value,
+        txn: Option<String>,
+    ) -> Result<String, ChannelError> {
+        let txn = txn.unwrap_or_else(|| format!("carapace-{}", uuid::Uuid::new_v4()));
         let url = self.client_url(&["rooms", room, "send", "m.room.message", &txn]);
         let j = self
             .settings
@@ -416,6 +426,115 @@ impl MatrixAdapter {
             .map(str::to_string)
             .ok_or_else(|| rejected(200, "send answered without event_id", None))
     }
+
+    /// Refuses an end-to-end encrypted room: carapace cannot encrypt, and plaintext must never
+    /// go into a room whose members expect encryption. Asked before every send (a room can turn
+    /// encryption on at any time, never off).
+    async fn refuse_encrypted(&self, room: &str) -> Result<(), ChannelError> {
+        let url = self.client_url(&["rooms", room, "state", "m.room.encryption", ""]);
+        match self.get(url).await {
+            Ok(v) if v.get("algorithm").is_some() => Err(ChannelError::RoomEncrypted {
+                channel: "matrix".into(),
+                room: room.to_string(),
+            }),
+            Ok(_) => Ok(()),
+            Err(ChannelError::Rejected { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send_with(
+        &self,
+        msg: OutboundMessage,
+        key: Option<&str>,
+    ) -> Result<Delivered, ChannelError> {
+        check_message("matrix", self.max_attachment_bytes(), &msg)?;
+        let room = match &msg.target {
+            Target::Room(id) | Target::Channel(id) => self.resolve_room(id).await?,
+            Target::User(id) => self.dm_room(id).await?,
+        };
+        self.refuse_encrypted(&room).await?;
+        // Deterministic transaction ids when the caller gives a key: sending the same reply
+        // again (after a restart) is de-duplicated by the homeserver.
+        let mut n = 0u32;
+        let mut txn = || {
+            n += 1;
+            key.map(|k| format!("carapace-{}-{n}", txn_safe(k)))
+        };
+        let mut delivered = Delivered::default();
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        let (text, caption) = (nonempty(&msg.text), nonempty(&msg.caption));
+        let files = crate::http::sources(msg.attachments, msg.progress);
+        // With files, the text and caption ride on the first file as its caption (one event,
+        // as Matrix v1.10 captions: body = caption, filename = the name). Text too long for
+        // one event goes first as m.text.
+        let together = [text.clone(), caption.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let (before, first_caption) = if files.is_empty() {
+            (crate::split_text(&together, MATRIX_TEXT_MAX_CHARS), None)
+        } else if together.chars().count() <= MATRIX_TEXT_MAX_CHARS {
+            (Vec::new(), (!together.is_empty()).then_some(together))
+        } else {
+            (crate::split_text(&together, MATRIX_TEXT_MAX_CHARS), None)
+        };
+        for t in before {
+            let id = self
+                .send_event(&room, &json!({ "msgtype": "m.text", "body": t }), txn())
+                .await
+                .map_err(|e| e.after_partial(&delivered))?;
+            delivered.push_message(id);
+        }
+        for (i, f) in files.iter().enumerate() {
+            let uri = self
+                .upload(f)
+                .await
+                .map_err(|e| e.after_partial(&delivered))?;
+            let content = file_event(
+                &uri,
+                &f.filename,
+                &f.mime,
+                f.size,
+                f.width,
+                f.height,
+                if i == 0 {
+                    first_caption.as_deref()
+                } else {
+                    None
+                },
+            );
+            let id = self
+                .send_event(&room, &content, txn())
+                .await
+                .map_err(|e| e.after_partial(&delivered))?;
+            delivered.push_message(id);
+            delivered.attachments.push(DeliveredAttachment {
+                remote_id: uri,
+                filename: f.filename.clone(),
+                bytes: f.size,
+            });
+        }
+        Ok(delivered)
+    }
+}
+
+/// Longest text carapace puts in one Matrix event (characters); longer text is split. Events
+/// are limited to 64 KiB of JSON, and clients render very long messages poorly.
+pub const MATRIX_TEXT_MAX_CHARS: usize = 16_000;
+
+fn txn_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect()
 }
 
 /// The `m.room.message` content of one uploaded file.
@@ -462,52 +581,15 @@ impl ChannelAdapter for MatrixAdapter {
     }
 
     async fn send(&self, msg: OutboundMessage) -> Result<Delivered, ChannelError> {
-        check_message("matrix", self.max_attachment_bytes(), &msg)?;
-        let room = match &msg.target {
-            Target::Room(id) | Target::Channel(id) => self.resolve_room(id).await?,
-            Target::User(id) => self.dm_room(id).await?,
-        };
-        let mut delivered = Delivered::default();
-        let caption = msg.caption.clone();
-        // Text first; with no file, a caption alone is text too.
-        let text = match (&msg.text, msg.attachments.is_empty(), &caption) {
-            (Some(t), _, _) if !t.is_empty() => Some(t.clone()),
-            (_, true, Some(c)) if !c.is_empty() => Some(c.clone()),
-            _ => None,
-        };
-        if let Some(t) = text {
-            let id = self
-                .send_event(&room, &json!({ "msgtype": "m.text", "body": t }))
-                .await?;
-            delivered.push_message(id);
-        }
-        let files = crate::http::sources(msg.attachments, msg.progress);
-        for (i, f) in files.iter().enumerate() {
-            let uri = self
-                .upload(f)
-                .await
-                .map_err(|e| e.after_partial(&delivered))?;
-            let content = file_event(
-                &uri,
-                &f.filename,
-                &f.mime,
-                f.size,
-                f.width,
-                f.height,
-                if i == 0 { caption.as_deref() } else { None },
-            );
-            let id = self
-                .send_event(&room, &content)
-                .await
-                .map_err(|e| e.after_partial(&delivered))?;
-            delivered.push_message(id);
-            delivered.attachments.push(DeliveredAttachment {
-                remote_id: uri,
-                filename: f.filename.clone(),
-                bytes: f.size,
-            });
-        }
-        Ok(delivered)
+        self.send_with(msg, None).await
+    }
+
+    async fn send_idempotent(
+        &self,
+        msg: OutboundMessage,
+        key: &str,
+    ) -> Result<Delivered, ChannelError> {
+        self.send_with(msg, Some(key)).await
     }
 }
 

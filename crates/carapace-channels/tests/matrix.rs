@@ -53,6 +53,9 @@ async fn upload_then_event_with_info_and_retry_after_ms() {
         if r.path.contains("/send/m.room.message/") {
             return json(200, json!({"event_id": format!("$e{}", r.index)}));
         }
+        if r.path.contains("/state/m.room.encryption") {
+            return json(404, json!({"errcode": "M_NOT_FOUND"}));
+        }
         json(404, json!({"errcode": "M_UNRECOGNIZED"}))
     })
     .await;
@@ -66,12 +69,27 @@ async fn upload_then_event_with_info_and_retry_after_ms() {
     let d = a.send(m).await.unwrap();
     assert_eq!(d.attachments[0].remote_id, "mxc://fake/abc");
     assert_eq!(d.attachments[0].bytes, body.len() as u64);
-    assert_eq!(d.extra_message_ids.len(), 1);
+    assert!(
+        d.extra_message_ids.is_empty(),
+        "text, caption and file are one event"
+    );
     let reqs = fake.requests();
-    let text = &reqs[0];
-    assert_eq!(text.method, "PUT");
-    assert_eq!(text.json.as_ref().unwrap()["msgtype"], "m.text");
-    assert_eq!(text.header("authorization"), Some("Bearer tok"));
+    let check = &reqs[0];
+    assert_eq!(check.method, "GET", "the room's encryption is asked first");
+    assert!(
+        check
+            .path
+            .ends_with("/rooms/!r:fake/state/m.room.encryption/"),
+        "{}",
+        check.path
+    );
+    assert_eq!(check.header("authorization"), Some("Bearer tok"));
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.json.as_ref().is_some_and(|j| j["msgtype"] == "m.text")),
+        "no separate text event"
+    );
     let ups: Vec<_> = reqs.iter().filter(|r| r.path.contains("/upload")).collect();
     assert_eq!(ups.len(), 2, "the 429 was retried");
     assert_eq!(
@@ -83,7 +101,7 @@ async fn upload_then_event_with_info_and_retry_after_ms() {
     let ev = reqs.last().unwrap().json.clone().unwrap();
     assert_eq!(ev["msgtype"], "m.image");
     assert_eq!(ev["url"], "mxc://fake/abc");
-    assert_eq!(ev["body"], "look");
+    assert_eq!(ev["body"], "hello\n\nlook");
     assert_eq!(ev["filename"], "shot.png");
     assert_eq!(
         ev["info"],
@@ -111,7 +129,13 @@ async fn forbidden_and_unknown_token_are_unauthorized() {
         assert!(e.to_string().contains(code));
         assert_eq!(fake.requests().len(), 1, "not retried");
     }
-    let fake = Fake::start(|_| json(413, json!({"errcode": "M_TOO_LARGE", "error": "big"}))).await;
+    let fake = Fake::start(|r| {
+        if r.path.contains("/state/m.room.encryption") {
+            return json(404, json!({"errcode": "M_NOT_FOUND"}));
+        }
+        json(413, json!({"errcode": "M_TOO_LARGE", "error": "big"}))
+    })
+    .await;
     let e = adapter(&fake.base, "tok")
         .send(msg(
             "room:!r:fake",
@@ -262,6 +286,7 @@ async fn synapse_room_alias_upload_arrives_byte_identical() {
     let evs = messages(&hs, &room, 3).await;
     assert_eq!(evs[0]["content"]["msgtype"], "m.file");
     assert_eq!(evs[0]["content"]["info"]["mimetype"], "application/pdf");
+    assert_eq!(evs[0]["content"]["body"], "notes.pdf");
     assert_eq!(evs[1]["content"]["msgtype"], "m.image");
     assert_eq!(evs[1]["content"]["info"]["w"], 10);
     assert_eq!(evs[1]["content"]["info"]["size"], body.len());
@@ -269,8 +294,11 @@ async fn synapse_room_alias_upload_arrives_byte_identical() {
         evs[1]["content"]["url"],
         d.attachments[0].remote_id.as_str()
     );
-    assert_eq!(evs[2]["content"]["body"], "two files");
-    assert_eq!(evs[2]["sender"], hs.bot_id.as_str());
+    // One captioned image: the text is its caption, the name its filename.
+    assert_eq!(evs[1]["content"]["body"], "two files");
+    assert_eq!(evs[1]["content"]["filename"], "shot.png");
+    assert_eq!(evs[1]["sender"], hs.bot_id.as_str());
+    assert_eq!(evs.len(), 2, "no separate text event: {evs:?}");
 }
 
 #[tokio::test]

@@ -123,6 +123,9 @@ error_codes! {
     CommandNotAllowed = "COMMAND_NOT_ALLOWED", http 403, exit 3;
     /// An `idempotencyKey` was used again for a different call.
     IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED", http 409, exit 3;
+    /// The target room is end-to-end encrypted and carapace has no encryption: it sends
+    /// nothing there rather than plaintext.
+    ChannelRoomEncrypted = "CHANNEL_ROOM_ENCRYPTED", http 403, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -8,12 +8,14 @@
 pub mod error;
 
 pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};
+pub mod access;
 pub mod binds;
 pub mod config;
 pub mod limits;
 pub mod models;
 pub mod mounts;
 pub mod resolve;
+pub mod routing;
 pub mod session;
 pub mod slug;
 pub mod tools_policy;

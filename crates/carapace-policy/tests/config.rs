@@ -147,12 +147,11 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
         "meta",
         "models",
         "plugins",
-        "hooks",
+        "hooks.internal",
         "agents.defaults.model",
         "agents.defaults.heartbeat",
         "agents.defaults.sandbox.browser",
         "agents.defaults.sandbox.docker.setupCommand",
-        "channels.telegram.dmPolicy",
         "channels.whatsapp",
         "gateway.mode",
     ] {
@@ -177,6 +176,18 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
         Some(carapace_policy::config::ToolProfile::Coding)
     );
     assert_eq!(c.file.tools.exec.timeout_seconds, 60);
+    // The access keys carapace now handles are read, not ignored.
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.starts_with("channels.telegram."))
+    );
+    let tg = c.file.channels.get("telegram").unwrap();
+    assert_eq!(
+        tg.dm_policy,
+        Some(carapace_policy::config::DmPolicy::Pairing)
+    );
+    assert_eq!(tg.allow_from.as_ref().unwrap().0, vec!["42".to_string()]);
     let e = c.resolve(&ResolveInput::default()).unwrap();
     assert_eq!(e.mode.value, SandboxMode::NonMain);
     assert!(!e.sandboxed, "main session is not sandboxed under non-main");

@@ -23,6 +23,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ChannelError;
 
+pub mod backoff;
+pub mod cursor;
+pub mod from_config;
+pub mod matrix_sync;
+pub mod telegram_updates;
+
+pub use backoff::{Backoff, sleep_or_cancel};
+pub use cursor::CursorStore;
+
 /// Whether a conversation is a direct message or a group (room, guild channel, group chat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,6 +175,13 @@ pub trait InboundSink: Send + Sync {
 
     /// Reports a connection change of `channel`.
     fn state(&self, channel: &str, state: ConnectionState);
+
+    /// Reports something that arrived but cannot be handed over as a message (an encrypted
+    /// Matrix event, a message in an encrypted room), for `carapace channels status` and the
+    /// logs. `what` names the event and why, never its content. Default: nothing.
+    fn skipped(&self, channel: &str, what: &str) {
+        let _ = (channel, what);
+    }
 }
 
 /// A platform client that receives messages.
@@ -193,6 +209,12 @@ pub trait InboundSource: Send + Sync {
     /// Shows or clears a typing indicator in `chat` while a turn runs, where the platform has
     /// one (a no-op elsewhere).
     async fn typing(&self, chat: &ChatRef, on: bool) -> Result<(), ChannelError>;
+
+    /// How often the sink repeats `typing(chat, true)` while a turn runs (platform indicators
+    /// expire: Telegram's after 5 s). Default 4 s.
+    fn typing_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(4)
+    }
 }
 
 pub mod discord_gateway;

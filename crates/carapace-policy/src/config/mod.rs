@@ -7,6 +7,8 @@
 pub mod values;
 mod checks;
 pub mod expand;
+pub mod inbound;
+mod inbound_checks;
 pub mod model;
 pub mod openclaw_keys;
 pub mod prepass;
@@ -18,12 +20,18 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+pub use inbound::{
+    Binding, BindingMatch, BindingPeer, DmSettings, GroupRule, HooksConfig, IdList, SessionConfig,
+};
 pub use model::*;
 pub use tools::{
     AgentExecSettings, AgentToolsSettings, ApplyPatchSettings, ExecSecurity, GatewayMcpSettings,
     SandboxToolsSettings, SurfaceToolsSettings, ToolLists, ToolProfile,
 };
-pub use values::{Backend, Mode, SandboxMode, Scope, Secret, SessionAgentAccess, WorkspaceAccess};
+pub use values::{
+    AutoJoin, Backend, DmPolicy, DmScope, GroupPolicy, Mode, SandboxMode, Scope, Secret,
+    SessionAgentAccess, WorkspaceAccess,
+};
 
 use crate::error::{CarapaceError, ErrorCode};
 
@@ -225,6 +233,9 @@ fn resolve_secrets(
     if let Some(s) = file.gateway.auth.token.as_mut() {
         fix(s, "gateway.auth.token".into())?;
     }
+    if let Some(s) = file.hooks.token.as_mut() {
+        fix(s, "hooks.token".into())?;
+    }
     Ok(())
 }
 
@@ -262,6 +273,7 @@ fn validate(file: &ConfigFile) -> Result<(), (String, String)> {
     }
     checks::file(file)?;
     checks::tools(file)?;
+    inbound_checks::file(file)?;
     if let Some(m) = file.media.max_bytes
         && m == 0
     {

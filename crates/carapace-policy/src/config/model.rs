@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::inbound::{Binding, DmSettings, GroupRule, HooksConfig, IdList, SessionConfig};
 use super::tools::{
     AgentToolsSettings, ApplyPatchSettings, ExecSecurity, GatewayMcpSettings, SandboxToolsSettings,
     SurfaceToolsSettings, ToolProfile,
 };
 use super::values::{
-    Backend, Mode, SandboxMode, Scope, Secret, SessionAgentAccess, WorkspaceAccess,
+    AutoJoin, Backend, DmPolicy, GroupPolicy, Mode, SandboxMode, Scope, Secret, SessionAgentAccess,
+    WorkspaceAccess,
 };
 
 /// The whole handled configuration.
@@ -35,6 +37,19 @@ pub struct ConfigFile {
     /// `browser`
     #[serde(default)]
     pub browser: BrowserConfig,
+    /// `session` (how conversations map to session keys).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub session: SessionConfig,
+    /// `hooks` (the webhook ingress).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hooks: HooksConfig,
+    /// `bindings` (which agent answers which conversations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<Binding>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// `agents`
@@ -351,6 +366,48 @@ pub struct ChannelConfig {
         serialize_with = "super::values::serialize_redacted_url"
     )]
     pub api_base_url: Option<String>,
+    /// Receive messages on this channel (default true where carapace can receive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive: Option<bool>,
+    /// Who may DM the bot (default `pairing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dm_policy: Option<DmPolicy>,
+    /// Senders allowed to DM (`"*"` with `dmPolicy: "open"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_from: Option<IdList>,
+    /// OpenClaw's older nesting of `dmPolicy` / `allowFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dm: Option<DmSettings>,
+    /// Which groups the bot answers in (default `allowlist`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_policy: Option<GroupPolicy>,
+    /// Senders allowed to trigger the bot in groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_allow_from: Option<IdList>,
+    /// Per-group rules (and the group allowlist), keyed by chat id or `"*"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<BTreeMap<String, GroupRule>>,
+    /// Matrix's legacy name of `groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<BTreeMap<String, GroupRule>>,
+    /// Groups: answer only when mentioned (default true; per-group rules win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mention: Option<bool>,
+    /// Force allowlist rules for DMs and groups (`pairing`/`open` act as `allowlist`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist_only: Option<bool>,
+    /// Matrix: which invites the bot joins (default `always`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_join: Option<AutoJoin>,
+    /// Matrix: rooms (ids or aliases) joined under `autoJoin: "allowlist"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_join_allowlist: Option<Vec<String>>,
+    /// Longest text message sent (characters; replies are split at it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_chunk_limit: Option<u32>,
+    /// Matrix end-to-end encryption: carapace has none, so `true` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<bool>,
 }
 
 /// `channels.<id>.session`

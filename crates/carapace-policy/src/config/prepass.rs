@@ -103,7 +103,10 @@ fn rule(pattern: &str) -> Option<Kind> {
     ];
     Some(match pattern {
         "" => Kind::Mixed(
-            &["agents", "tools", "media", "channels", "gateway", "browser"],
+            &[
+                "agents", "tools", "media", "channels", "gateway", "browser", "session", "hooks",
+                "bindings",
+            ],
             &[
                 "meta",
                 "env",
@@ -114,15 +117,12 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "ui",
                 "auth",
                 "models",
-                "bindings",
                 "broadcast",
                 "audio",
                 "messages",
                 "commands",
                 "approvals",
-                "session",
                 "cron",
-                "hooks",
                 "web",
                 "discovery",
                 "canvasHost",
@@ -225,29 +225,100 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "session",
                 "mediaMaxMb",
                 "apiBaseUrl",
-            ],
-            &[
-                "name",
+                "receive",
                 "dmPolicy",
                 "allowFrom",
+                "dm",
                 "groupPolicy",
                 "groupAllowFrom",
                 "groups",
+                "rooms",
+                "requireMention",
+                "allowlistOnly",
+                "autoJoin",
+                "autoJoinAllowlist",
+                "textChunkLimit",
+                "encryption",
+            ],
+            &[
+                "name",
                 "accounts",
+                "defaultAccount",
                 "streaming",
                 "proxy",
                 "webhookUrl",
                 "webhookSecret",
-                "dm",
+                "webhookPath",
                 "guilds",
                 "actions",
-                "textChunkLimit",
                 "chunkMode",
                 "replyToMode",
+                "threadReplies",
                 "mode",
                 "appToken",
                 "signingSecret",
+                "allowBots",
+                "historyLimit",
+                "initialSyncLimit",
+                "deviceName",
+                "password",
+                "tokenFile",
+                "markdown",
+                "linkPreview",
+                "reactionNotifications",
+                "blockStreaming",
+                "configWrites",
+                "capabilities",
+                "retry",
+                "network",
+                "commands",
             ],
+        ),
+        "channels.*.dm" => Kind::Mixed(
+            &["enabled", "policy", "allowFrom"],
+            &["groupEnabled", "groupChannels"],
+        ),
+        "channels.*.groups.*"
+        | "channels.*.rooms.*"
+        | "channels.*.groups.*.topics.*"
+        | "channels.*.rooms.*.topics.*" => Kind::Strict(&[
+            "systemPrompt",
+            "skills",
+            "autoReply",
+            "historyLimit",
+            "allowBots",
+            "botLoopProtection",
+        ]),
+        "session" => Kind::Mixed(
+            &["dmScope", "mainKey", "identityLinks", "sendPolicy"],
+            &[
+                "scope",
+                "reset",
+                "resetByType",
+                "resetByChannel",
+                "resetTriggers",
+                "idleMinutes",
+                "store",
+                "typingIntervalSeconds",
+                "typingMode",
+                "agentToAgent",
+                "threadBindings",
+                "maintenance",
+                "parentForkMaxTokens",
+            ],
+        ),
+        "hooks" => Kind::Mixed(
+            &[
+                "enabled",
+                "token",
+                "path",
+                "allowedAgentIds",
+                "defaultSessionKey",
+                "allowRequestSessionKey",
+                "allowedSessionKeyPrefixes",
+                "maxBodyBytes",
+            ],
+            &["mappings", "presets", "transformsDir", "gmail", "internal"],
         ),
         "channels.*.session" => Kind::Strict(&[]),
         "gateway" => Kind::Mixed(
@@ -471,7 +542,13 @@ fn walk(
 
 /// The pattern of a child: map keys of `agents.entries` and `channels` become `*`.
 fn child_pattern(pattern: &str, key: &str) -> String {
-    if pattern == "agents.entries" || pattern == "channels" {
+    if pattern == "agents.entries"
+        || pattern == "channels"
+        || pattern == "channels.*.groups"
+        || pattern == "channels.*.rooms"
+        || pattern == "channels.*.groups.*.topics"
+        || pattern == "channels.*.rooms.*.topics"
+    {
         format!("{pattern}.*")
     } else if pattern.is_empty() {
         key.to_string()

@@ -61,6 +61,27 @@ string_enum! {
     /// With `workspaceAccess: "session"`: what `/agent` shows.
     SessionAgentAccess { Ro = "ro", None = "none" }
 }
+string_enum! {
+    /// Who may send a channel's bot a direct message (`channels.<id>.dmPolicy`).
+    DmPolicy { Pairing = "pairing", Allowlist = "allowlist", Open = "open", Disabled = "disabled" }
+}
+string_enum! {
+    /// Which group chats a channel's bot answers in (`channels.<id>.groupPolicy`).
+    GroupPolicy { Allowlist = "allowlist", Open = "open", Disabled = "disabled" }
+}
+string_enum! {
+    /// Which Matrix room invites the bot accepts (`channels.matrix.autoJoin`).
+    AutoJoin { Always = "always", Allowlist = "allowlist", Off = "off" }
+}
+string_enum! {
+    /// How direct messages map to sessions (`session.dmScope`).
+    DmScope {
+        Main = "main",
+        PerPeer = "per-peer",
+        PerChannelPeer = "per-channel-peer",
+        PerAccountChannelPeer = "per-account-channel-peer",
+    }
+}
 
 /// A permission mode written as an octal string ("0644"). Only the permission bits (0o7777).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,12 +4,14 @@
 //! `async fn run(args, &Global) -> Result<(), ErrorEnvelope>`, one variant in [`Command`] and
 //! one arm in [`run`].
 
+mod channels;
 mod config;
 mod doctor;
 mod gateway;
 mod mcp;
 mod media;
 mod message;
+mod pairing;
 mod sandbox;
 mod tool;
 
@@ -75,6 +77,12 @@ enum Command {
     Media(media::MediaCmd),
     /// Find files an outbound send would refuse, say why, fix modes with --fix.
     Doctor(doctor::DoctorArgs),
+    /// Who may DM the bot: pending pairing requests, approve or reject a code.
+    #[command(subcommand)]
+    Pairing(pairing::PairingCmd),
+    /// Receiving channels: connection, cursor, last error (`carapace channels status`).
+    #[command(subcommand)]
+    Channels(channels::ChannelsCmd),
 }
 
 /// Runs the parsed command line.
@@ -93,5 +101,7 @@ pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
         Command::Message(cmd) => message::run(cmd, &global).await,
         Command::Media(cmd) => media::run(cmd, &global).await,
         Command::Doctor(args) => doctor::run(args, &global).await,
+        Command::Pairing(cmd) => pairing::run(cmd, &global).await,
+        Command::Channels(cmd) => channels::run(cmd, &global).await,
     }
 }
