@@ -33,13 +33,17 @@ pub fn usage_error_for(e: clap::Error, json: bool) -> i32 {
 /// as the hint, the kind and the offending argument as details.
 pub fn envelope(e: &clap::Error) -> ErrorEnvelope {
     let text = e.render().to_string();
-    let message = text
+    // clap's first paragraph (a missing argument puts the arguments on the next lines).
+    let first: Vec<&str> = text
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid command line")
-        .trim()
-        .trim_start_matches("error: ")
-        .to_string();
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let message = match first.join(" ").trim_start_matches("error: ") {
+        "" => "invalid command line".to_string(),
+        m => m.to_string(),
+    };
     let tips: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -77,5 +81,20 @@ mod tests {
         assert_eq!(env.code, ErrorCode::BadRequest);
         assert!(env.message.contains("valdate"), "{}", env.message);
         assert!(env.hint.unwrap().contains("validate"));
+    }
+
+    #[test]
+    fn a_missing_argument_is_named_in_the_message() {
+        let e = crate::cli::Cli::try_parse_from([
+            "carapace",
+            "--json",
+            "message",
+            "upload-file",
+            "--target",
+            "user:me",
+        ])
+        .unwrap_err();
+        let env = envelope(&e);
+        assert!(env.message.contains("--file-path"), "{}", env.message);
     }
 }
