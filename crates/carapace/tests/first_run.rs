@@ -177,7 +177,8 @@ fn effective_policy_of_an_unconfigured_channel_is_shown_with_a_note() {
     let out = u.run(&["config", "show", "--effective", "--channel", "telegram"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("channel \"telegram\" is not configured"),
+        out.stdout
+            .contains("channel \"telegram\" is not configured"),
         "{}",
         out.stdout
     );
@@ -207,7 +208,13 @@ fn effective_policy_of_an_unconfigured_channel_is_shown_with_a_note() {
 fn every_first_command_creates_the_state_dir_private() {
     for args in [
         &["config", "validate"][..],
-        &["tool", "invoke", "write", "--args", r#"{"path": "a.txt", "content": "x"}"#][..],
+        &[
+            "tool",
+            "invoke",
+            "write",
+            "--args",
+            r#"{"path": "a.txt", "content": "x"}"#,
+        ][..],
         &["doctor"][..],
         &["sandbox", "explain"][..],
     ] {
@@ -319,10 +326,7 @@ fn not_found_for_a_container_path_names_the_host_directory() {
         let v = out.json();
         assert_eq!(out.code, 3, "{v}");
         assert_eq!(v["error"]["code"], "NOT_FOUND", "{v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(&ws),
-            "{v}"
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains(&ws), "{v}");
         assert_eq!(v["error"]["details"]["hostDir"], ws.as_str(), "{v}");
     }
 }
@@ -331,7 +335,9 @@ fn not_found_for_a_container_path_names_the_host_directory() {
 fn a_media_url_on_the_command_line_stays_a_url() {
     let u = User::new();
     let url = "https://127.0.0.1:9/x.png";
-    let out = u.run(&["--json", "message", "send", "--target", "user:me", "--media", url]);
+    let out = u.run(&[
+        "--json", "message", "send", "--target", "user:me", "--media", url,
+    ]);
     let v = out.json();
     assert_ne!(v["error"]["code"], "OUTBOUND_MEDIA_OUTSIDE_ROOTS", "{v}");
     assert_eq!(v["error"]["details"]["url"], url, "{v}");
@@ -348,7 +354,8 @@ fn sandbox_explain_with_mode_off_says_exec_has_the_host_network() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stdout.contains("network: none"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("exec runs on the host with the host network"),
+        out.stdout
+            .contains("exec runs on the host with the host network"),
         "{}",
         out.stdout
     );
@@ -401,7 +408,10 @@ fn doctor_exits_nonzero_on_findings_and_zero_once_fixed() {
         "the reason is said once: {line}"
     );
     assert_eq!(line.matches("0600").count(), 1, "{line}");
-    assert!(line.starts_with("OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE"), "{line}");
+    assert!(
+        line.starts_with("OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE"),
+        "{line}"
+    );
     let out = u.run(&["doctor", "--fix"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(mode(&shot), 0o644);
@@ -436,7 +446,10 @@ fn up_sh_leaves_carapace_on_path() {
         .env("CARAPACE_BIN", BIN)
         .env("HOME", u.home())
         .env("CARGO_HOME", &cargo_home)
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("CARAPACE_STATE_DIR", u.state())
         .env_remove("CARAPACE_CONFIG")
         .stdin(Stdio::null())
@@ -497,12 +510,22 @@ fn docker_sandboxes_are_listed_and_recreated_like_openclaw() {
         }
     }
     let _cleanup = Cleanup(&u);
-    let out = u.run(&["tool", "invoke", "exec", "--args", r#"{"command": "echo hi"}"#]);
+    let out = u.run(&[
+        "tool",
+        "invoke",
+        "exec",
+        "--args",
+        r#"{"command": "echo hi"}"#,
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let out = u.run(&["sandbox", "list"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("Total: 1 (1 running)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Total: 1 (1 running)"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout.contains(" age ") && out.stdout.contains(" idle "),
         "{}",
@@ -511,12 +534,20 @@ fn docker_sandboxes_are_listed_and_recreated_like_openclaw() {
     assert!(!out.stdout.contains("bwrap"), "{}", out.stdout);
     let v = u.run(&["--json", "sandbox", "list"]).json();
     assert_eq!(v["sandboxes"][0]["scopeKey"], "agent:main", "{v}");
-    assert_eq!((v["total"].as_u64(), v["running"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (v["total"].as_u64(), v["running"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     // No terminal, no --force: nothing removed, and it says so.
     let out = u.run(&["--json", "sandbox", "recreate", "--all"]);
     assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(out.json()["error"]["hint"].as_str().unwrap().contains("--force"));
+    assert!(
+        out.json()["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--force")
+    );
     let v = u.run(&["--json", "sandbox", "list"]).json();
     assert_eq!(v["total"], 1, "{v}");
 

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn doc(rel: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -26,7 +28,11 @@ fn troubleshooting_has_a_section_for_every_error_code() {
         );
     }
     let sections = page.lines().filter(|l| l.starts_with("## `")).count();
-    assert_eq!(sections, codes.len(), "a section for a code that does not exist");
+    assert_eq!(
+        sections,
+        codes.len(),
+        "a section for a code that does not exist"
+    );
 }
 
 #[test]
@@ -37,7 +43,10 @@ fn the_readme_links_the_newcomer_pages() {
         "docs/openclaw-users.md",
         "docs/troubleshooting.md",
     ] {
-        assert!(readme.contains(&format!("]({page})")), "README.md does not link {page}");
+        assert!(
+            readme.contains(&format!("]({page})")),
+            "README.md does not link {page}"
+        );
         assert!(!doc(page).is_empty());
     }
 }

@@ -64,7 +64,8 @@ pub fn where_it_looked(
         "{}; looked for {host} ({mount} is {dir} on this machine)",
         env.message
     );
-    env.with_detail("hostPath", host).with_detail("hostDir", dir)
+    env.with_detail("hostPath", host)
+        .with_detail("hostDir", dir)
 }
 
 #[cfg(test)]
