@@ -568,3 +568,34 @@ fn docker_sandboxes_are_listed_and_recreated_like_openclaw() {
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(out.json()["error"]["code"], "NOT_FOUND");
 }
+
+/// On a terminal, `upload-file --file-path /workspace/big.bin` (the README's form) shows a
+/// progress bar: its size comes from the verified fd, not from a host lookup of the container
+/// path. `script` gives the command a pseudo-terminal.
+#[test]
+fn a_large_upload_by_container_path_shows_a_progress_bar() {
+    if !carapace_testkit::require(
+        "script (util-linux)",
+        carapace_testkit::have_program("script"),
+        "apt-get install -y util-linux",
+    ) {
+        return;
+    }
+    let u = User::new();
+    let ws = u.state().join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("big.bin"), vec![7u8; 9 * 1024 * 1024]).unwrap();
+    std::fs::set_permissions(ws.join("big.bin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let typescript = u.dir.path().join("typescript");
+    let out = u
+        .command("script")
+        .arg("-qec")
+        .arg("carapace message upload-file --target user:me --file-path /workspace/big.bin")
+        .arg(&typescript)
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    assert!(seen.contains("big.bin ["), "no progress bar: {seen}");
+    assert!(seen.contains("9.00 MiB"), "{seen}");
+}

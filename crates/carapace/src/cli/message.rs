@@ -104,11 +104,11 @@ fn progress_bar(paths: &[String], enabled: bool) -> Option<Progress> {
         .collect();
     Some(Progress::new(move |u: ProgressUpdate| {
         if bar.length() != Some(u.total) {
+            bar.set_length(u.total);
+            bar.set_message(names.get(u.index).cloned().unwrap_or_default());
             if bar.is_hidden() && shows_bar(u.total) {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
-            bar.set_length(u.total);
-            bar.set_message(names.get(u.index).cloned().unwrap_or_default());
         }
         bar.set_position(u.sent);
         if u.sent >= u.total && u.index + 1 == names.len() {
