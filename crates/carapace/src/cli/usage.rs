@@ -40,9 +40,14 @@ pub fn envelope(e: &clap::Error) -> ErrorEnvelope {
         .skip_while(|l| l.is_empty())
         .take_while(|l| !l.is_empty())
         .collect();
-    let message = match first.join(" ").trim_start_matches("error: ") {
-        "" => "invalid command line".to_string(),
-        m => m.to_string(),
+    let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's answer here is the whole help text: say what is missing instead.
+        "a subcommand is missing".to_string()
+    } else {
+        match first.join(" ").trim_start_matches("error: ") {
+            "" => "invalid command line".to_string(),
+            m => m.to_string(),
+        }
     };
     let tips: Vec<&str> = text
         .lines()
@@ -81,6 +86,14 @@ mod tests {
         assert_eq!(env.code, ErrorCode::BadRequest);
         assert!(env.message.contains("valdate"), "{}", env.message);
         assert!(env.hint.unwrap().contains("validate"));
+    }
+
+    #[test]
+    fn a_missing_subcommand_is_said_so() {
+        let e = crate::cli::Cli::try_parse_from(["carapace", "--json", "sandbox"]).unwrap_err();
+        let env = envelope(&e);
+        assert_eq!(env.message, "a subcommand is missing");
+        assert!(env.hint.unwrap().contains("Usage: carapace sandbox"));
     }
 
     #[test]
