@@ -335,8 +335,11 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
             "the files above need a change carapace does not make for you (see `not fixed:` for each)"
         } else {
             "run `carapace doctor --fix` to add the missing read bits where that is safe; the rest say what to do"
-        });
-        if let Value::Object(m) = report {
+        })
+        .with_detail("left", unfixed)
+        .with_detail("fixed", fixed);
+        // The findings are in the report printed above; the JSON envelope carries them.
+        if let (true, Value::Object(m)) = (g.json, report) {
             for (k, v) in m {
                 env = env.with_detail(&k, v);
             }
