@@ -459,24 +459,42 @@ pub struct Bound {
     pub addr: SocketAddr,
 }
 
-/// Binds `addr`. An address in use is `BAD_REQUEST` with a hint, not a bare OS error.
+/// Binds `addr`. An address another process holds is `ADDRESS_IN_USE` (an environment
+/// failure) naming the address and how to find its holder; a privileged port is
+/// `PERMISSION_DENIED`; anything else (an address not on this machine) is `BAD_REQUEST`.
 pub async fn bind(addr: SocketAddr) -> Result<Bound, ErrorEnvelope> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            ErrorCode::PermissionDenied
-        } else {
-            ErrorCode::BadRequest
-        };
-        ErrorEnvelope::new(code, format!("cannot listen on {addr}: {e}"))
-            .with_hint(
-                "is another gateway running? pick another address with --bind or gateway.bind",
-            )
-            .with_detail("bind", addr.to_string())
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, &e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| ErrorEnvelope::new(ErrorCode::Internal, format!("local_addr: {e}")))?;
     Ok(Bound { listener, addr })
+}
+
+fn bind_error(addr: SocketAddr, e: &std::io::Error) -> ErrorEnvelope {
+    let (code, hint) = match e.kind() {
+        std::io::ErrorKind::AddrInUse => (
+            ErrorCode::AddressInUse,
+            format!(
+                "another process listens on {addr} (another carapace? `ss -ltnp 'sport = :{}'` shows which); stop it, or pick another address with --bind or gateway.bind (port 0 picks a free one)",
+                addr.port()
+            ),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            ErrorCode::PermissionDenied,
+            "ports below 1024 need privileges; pick a port above 1023 with --bind or gateway.bind"
+                .to_string(),
+        ),
+        _ => (
+            ErrorCode::BadRequest,
+            "pick an address of this machine with --bind or gateway.bind (127.0.0.1:18789 by default)"
+                .to_string(),
+        ),
+    };
+    ErrorEnvelope::new(code, format!("cannot listen on {addr}: {e}"))
+        .with_hint(hint)
+        .with_detail("bind", addr.to_string())
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.

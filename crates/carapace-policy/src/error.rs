@@ -126,6 +126,11 @@ error_codes! {
     /// The target room is end-to-end encrypted and carapace has no encryption: it sends
     /// nothing there rather than plaintext.
     ChannelRoomEncrypted = "CHANNEL_ROOM_ENCRYPTED", http 403, exit 3;
+    /// The address to listen on is taken by another process (EADDRINUSE): an environment
+    /// failure, not a bad request.
+    AddressInUse = "ADDRESS_IN_USE", http 503, exit 4;
+    /// `carapace doctor` found files an outbound send would refuse and left some unfixed.
+    FilesNotSendable = "FILES_NOT_SENDABLE", http 422, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -16,6 +16,32 @@ pub fn state_dir() -> PathBuf {
     }
 }
 
+/// Creates the state dir (0700 for every directory this creates, whatever the umask) the way
+/// `carapace up` does, so the first command a user runs — whichever it is — leaves the same
+/// private directory behind. An existing directory is left as it is.
+pub fn ensure_state_dir(dir: &Path) -> Result<(), ErrorEnvelope> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            ErrorEnvelope::new(
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    ErrorCode::PermissionDenied
+                } else {
+                    ErrorCode::ConfigInvalid
+                },
+                format!("cannot create the state dir {}: {e}", dir.display()),
+            )
+            .with_hint("set $CARAPACE_STATE_DIR to a directory you can write")
+            .with_detail("path", dir.display().to_string())
+        })
+}
+
 /// `$HOME`, else `/`.
 pub fn home() -> String {
     std::env::var("HOME").unwrap_or_else(|_| "/".to_string())
@@ -39,6 +65,7 @@ pub fn config_path(flag: Option<&Path>) -> (PathBuf, bool) {
 pub fn load_config(flag: Option<&Path>, log_warnings: bool) -> Result<Config, ErrorEnvelope> {
     let (path, named) = config_path(flag);
     let state = state_dir();
+    ensure_state_dir(&state)?;
     let text = match read_config_text(&path) {
         Ok(t) => t,
         Err(e) if e.code == ErrorCode::NotFound && !named => return Ok(Config::defaults(state)),

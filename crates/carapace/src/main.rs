@@ -1,4 +1,5 @@
-//! The `carapace` command: the CLI of SPEC §8.
+//! The `carapace` command (docs/getting-started.md walks through it; docs/errors.md has the
+//! codes and exit codes).
 
 mod cli;
 mod context;
@@ -7,7 +8,10 @@ mod output;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => std::process::exit(cli::usage_error(e)),
+    };
     init_tracing(cli.verbose);
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,4 +1,4 @@
-//! `carapace config …` as a user runs it: exit codes, the JSON envelope, the seed configs.
+//! `carapace config …` as a user runs it: exit codes, the JSON envelope, the fixture configs (OpenClaw-shaped and carapace-only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ fn carapace(args: &[&str]) -> Output {
 }
 
 #[test]
-fn seed_configs_validate_verbatim() {
+fn fixture_configs_validate_verbatim() {
     for f in [
         "seed003-defaults.json",
         "seed003-channel.json",

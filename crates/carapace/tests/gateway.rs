@@ -658,14 +658,14 @@ async fn tool_invoke_cli_against_a_running_gateway() {
 }
 
 #[tokio::test]
-async fn seed_000_refusal_over_http_is_a_typed_403_not_a_500() {
+async fn a_0600_file_over_http_is_a_typed_403_not_a_500() {
     let inbox = tempfile::tempdir().unwrap();
     let config = format!(
         "{{ channels: {{ inbox: {{ dir: {:?} }} }}, gateway: {{ tools: {{ allow: [\"exec\", \"write\"] }} }} }}",
         inbox.path().display().to_string()
     );
     let gw = start(Some(&config), "022");
-    // The seed: a file the agent made with a 0600 mode (here: umask 077 in the shell).
+    // A file the agent made with a 0600 mode (here: umask 077 in the shell).
     let (s, v) = gw
         .invoke(json!({"tool": "exec", "args": {"command": "umask 077; mkdir -p out; printf 'PNG' > out/chart.png"}}))
         .await;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use carapace_policy::config::prepass::HANDLED_CHANNELS;
 use carapace_policy::tools_policy::{EffectiveTools, Surface};
 use carapace_policy::{
     CarapaceError, Config, Decided, EffectiveSandbox, ErrorEnvelope, ResolveInput,
@@ -76,19 +77,41 @@ pub async fn run(cmd: ConfigCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             );
         }
         ConfigCmd::Show(a) if a.effective => {
-            let input = ResolveInput {
+            let mut input = ResolveInput {
                 agent: a.agent.as_deref(),
                 channel: a.channel.as_deref(),
                 session_key: a.session.as_deref(),
             };
+            // A channel carapace implements but the config does not set up has no channel
+            // layer: its sessions get agents.defaults and the built-in defaults. Show that,
+            // and say the channel is not configured; a name carapace does not know (a typo)
+            // stays an error.
+            let unconfigured = match (config.resolve(&input), a.channel.as_deref()) {
+                (Ok(_), _) => None,
+                (Err(_), Some(c)) if HANDLED_CHANNELS.contains(&c) => Some(c.to_string()),
+                (Err(e), _) => return Err(e.to_envelope()),
+            };
+            if unconfigured.is_some() {
+                input.channel = None;
+            }
             let eff = config.resolve(&input).map_err(|e| e.to_envelope())?;
             let policies = tool_policies(&config, &input)?;
+            let note = unconfigured.as_ref().map(|c| {
+                format!(
+                    "channel {c:?} is not configured (no channels.{c}): shown is what its sessions get from agents.defaults and the built-in defaults; add channels.{c} to use it (a send to it fails with CHANNEL_NOT_CONFIGURED until then)"
+                )
+            });
             let value = json!({ "effective": eff, "tools": config.file.tools,
                 "toolPolicy": tool_policy_json(&policies),
+                "channel": a.channel, "channelConfigured": unconfigured.is_none(), "note": note,
                 "media": {
                 "dir": config.media_dir(), "fileMode": config.file.media.file_mode.unwrap_or(carapace_policy::config::Mode(0o644)),
             }});
-            let mut human = render_effective(&eff);
+            let mut human = String::new();
+            if let Some(n) = &note {
+                let _ = writeln!(human, "note: {n}");
+            }
+            human.push_str(&render_effective(&eff));
             human.push_str(&render_tool_policy(&policies, false));
             emit_ok(g.json, value, &human);
         }

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use carapace_fs::{FileKind, Root};
+use carapace_media::outbound::{AllowedRoot, OutboundPolicy, Purpose, check_file};
 use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, ResolveInput, mode_string};
 use clap::Args;
 use serde::Serialize;
@@ -110,7 +111,8 @@ struct Stop {
 
 struct Walk<'a> {
     fix: bool,
-    allow_owner_only: bool,
+    /// The outbound reader's policy with doctor's roots as the allowed roots.
+    policy: OutboundPolicy,
     uid: u32,
     secrets_dir: PathBuf,
     findings: &'a mut Vec<Finding>,
@@ -182,54 +184,44 @@ impl Walk<'_> {
         m: &carapace_fs::FileMeta,
     ) {
         let host = root.host_path().join(rel);
-        let finding = |code: ErrorCode, reason: String| Finding {
+        // The outbound reader's own check, classification and message: doctor reports what a
+        // send of this file would answer, in the same words.
+        let refusal = match check_file(
+            &self.policy,
+            &host.to_string_lossy(),
+            Purpose::Import { limit: u64::MAX },
+        ) {
+            Ok(_) => return,
+            Err(e) => e.to_envelope(),
+        };
+        let mut f = Finding {
             path: host.clone(),
             root: label.to_string(),
             mode: mode_string(m.mode),
-            code,
-            reason,
+            code: refusal.code,
+            reason: refusal.message,
             fixed_mode: None,
             not_fixed: None,
         };
-        if m.nlink > 1 {
-            let mut f = finding(
-                ErrorCode::HardlinkRefused,
-                format!(
-                    "has {} hard links; outbound sends refuse hardlinked files",
-                    m.nlink
-                ),
-            );
-            f.not_fixed = Some("copy the file (or save it with `carapace media save`)".into());
-            self.findings.push(f);
-            return;
-        }
-        if carapace_media::mode_is_sendable(m.mode, self.allow_owner_only) {
-            return;
-        }
         let other_user = m.uid != self.uid && self.uid != 0;
-        if other_user && m.mode & 0o040 == 0 {
-            let mut f = finding(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "owned by uid {} with mode {}: carapace (uid {}) cannot read it",
-                    m.uid,
-                    mode_string(m.mode),
-                    self.uid
-                ),
-            );
-            f.not_fixed = Some("owned by another user: chown or chmod it as that user".into());
-            self.findings.push(f);
-            return;
+        match refusal.code {
+            ErrorCode::OutboundMediaPermsTooRestrictive => {}
+            ErrorCode::HardlinkRefused => {
+                f.not_fixed = Some("copy the file (or save it with `carapace media save`)".into());
+                self.findings.push(f);
+                return;
+            }
+            ErrorCode::PermissionDenied if other_user => {
+                f.not_fixed = Some("owned by another user: chown or chmod it as that user".into());
+                self.findings.push(f);
+                return;
+            }
+            _ => {
+                f.not_fixed = refusal.hint;
+                self.findings.push(f);
+                return;
+            }
         }
-        let mut f = finding(
-            ErrorCode::OutboundMediaPermsTooRestrictive,
-            format!(
-                "mode {} has no others-read bit: File {} has mode {} and cannot be sent over an outbound channel",
-                mode_string(m.mode),
-                host.display(),
-                mode_string(m.mode)
-            ),
-        );
         if looks_secret(name) || host.starts_with(&self.secrets_dir) {
             f.not_fixed = Some("looks like a secret; carapace never widens it".into());
         } else if other_user {
@@ -256,16 +248,28 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         .allow_owner_only;
     let mut findings = Vec::new();
     let mut scanned_roots = Vec::new();
+    let scan_roots = roots(&config);
+    let policy = OutboundPolicy {
+        roots: scan_roots
+            .iter()
+            .map(|(label, path)| AllowedRoot {
+                kind: label.clone(),
+                host: path.clone(),
+            })
+            .collect(),
+        table: None,
+        allow_owner_only,
+    };
     let mut w = Walk {
         fix: args.fix,
-        allow_owner_only,
+        policy,
         uid: rustix::process::geteuid().as_raw(),
         secrets_dir: config.state_dir.join("secrets"),
         findings: &mut findings,
         scanned: 0,
         stopped: Vec::new(),
     };
-    for (label, path) in roots(&config) {
+    for (label, path) in scan_roots {
         let root = match Root::open(&path) {
             Ok(r) => r,
             Err(e) => {
@@ -285,13 +289,13 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
     let fixed = findings.iter().filter(|f| f.fixed_mode.is_some()).count();
     let mut human = String::new();
     for f in &findings {
-        human.push_str(&format!(
-            "{} [{}] {}: {}",
-            f.code,
-            f.root,
-            f.path.display(),
-            f.reason
-        ));
+        // The reader's message names the file already; say it once.
+        let shown = f.path.display().to_string();
+        if f.reason.contains(&shown) {
+            human.push_str(&format!("{} [{}] {}", f.code, f.root, f.reason));
+        } else {
+            human.push_str(&format!("{} [{}] {shown}: {}", f.code, f.root, f.reason));
+        }
         match (&f.fixed_mode, &f.not_fixed) {
             (Some(m), _) => human.push_str(&format!("\n    fixed: now {m}")),
             (None, Some(why)) => human.push_str(&format!("\n    not fixed: {why}")),
@@ -313,9 +317,34 @@ pub async fn run(args: DoctorArgs, g: &Global) -> Result<(), ErrorEnvelope> {
     ));
     let report =
         json!({"findings": findings, "fixed": fixed, "scanned": scanned, "roots": scanned_roots});
-    if stopped.is_empty() {
+    let unfixed = findings.iter().filter(|f| f.fixed_mode.is_none()).count();
+    if stopped.is_empty() && unfixed == 0 {
         emit_ok(g.json, report, &human);
         return Ok(());
+    }
+    if stopped.is_empty() {
+        // Findings left: a non-zero exit, so a script (or CI) notices.
+        if !g.json {
+            emit_ok(false, Value::Null, &human);
+        }
+        let mut env = ErrorEnvelope::new(
+            ErrorCode::FilesNotSendable,
+            format!("{unfixed} file(s) an outbound send would refuse are left ({fixed} fixed)"),
+        )
+        .with_hint(if args.fix {
+            "the files above need a change carapace does not make for you (see `not fixed:` for each)"
+        } else {
+            "run `carapace doctor --fix` to add the missing read bits where that is safe; the rest say what to do"
+        })
+        .with_detail("left", unfixed)
+        .with_detail("fixed", fixed);
+        // The findings are in the report printed above; the JSON envelope carries them.
+        if let (true, Value::Object(m)) = (g.json, report) {
+            for (k, v) in m {
+                env = env.with_detail(&k, v);
+            }
+        }
+        return Err(env);
     }
     // An incomplete scan is not a clean bill of health: report what was found, say where the
     // scan stopped, and exit non-zero (SCAN_INCOMPLETE).

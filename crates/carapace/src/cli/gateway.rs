@@ -50,6 +50,7 @@ pub async fn up(args: UpArgs, g: &Global) -> Result<(), ErrorEnvelope> {
     let flag = g.config.clone();
     let json = g.json;
     let sandbox = sandbox_line(&config);
+    let workspace = workspace_dir(&config);
     carapace_gateway::run(RunOptions {
         config,
         config_path: path,
@@ -57,7 +58,7 @@ pub async fn up(args: UpArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         factory: carapace_gateway::tools_backend::tools_factory(),
         bind: args.bind,
         reload_interval: (!args.no_reload).then_some(Duration::from_secs(1)),
-        on_ready: Box::new(move |r: &Ready| announce(json, r, &sandbox)),
+        on_ready: Box::new(move |r: &Ready| announce(json, r, &sandbox, &workspace)),
     })
     .await
 }
@@ -85,7 +86,20 @@ fn sandbox_line(config: &carapace_policy::Config) -> String {
     }
 }
 
-fn announce(json: bool, r: &Ready, sandbox: &str) {
+/// The host directory the main session sees as `/workspace`.
+fn workspace_dir(config: &carapace_policy::Config) -> String {
+    config
+        .resolve(&carapace_policy::ResolveInput::default())
+        .ok()
+        .and_then(|eff| {
+            carapace_policy::mounts::plan(&eff)
+                .workspace()
+                .map(|m| m.host_path.display().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn announce(json: bool, r: &Ready, sandbox: &str, workspace: &str) {
     let base = format!("http://{}", r.addr);
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -130,6 +144,7 @@ fn announce(json: bool, r: &Ready, sandbox: &str) {
         "auditLog": r.audit_path.display().to_string(),
         "pid": std::process::id(),
         "sandbox": sandbox,
+        "workspace": workspace,
     });
     let token_cmd = match &token_path {
         Some(p) => format!("$(cat {p})"),
@@ -147,6 +162,7 @@ fn announce(json: bool, r: &Ready, sandbox: &str) {
          \x20 config: {} ({config_note})\n\
          \x20 audit:  {}\n\
          \x20 sandbox: {sandbox}\n\
+         \x20 /workspace: {workspace} on this machine (the main session's files)\n\
          \n\
          Invoke a tool over HTTP:\n\
          \x20 curl -sS {base}/tools/invoke -H \"Authorization: Bearer {token_cmd}\" \\\n\

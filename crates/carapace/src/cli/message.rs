@@ -1,9 +1,10 @@
 //! `carapace message send|upload-file`: the `message` tool from the command line, with a
 //! progress bar on a terminal for large files.
 //!
-//! Paths: `/workspace/…` and `/agent/…` are the session's container paths; any other path is a
-//! host path (a relative one is taken from the current directory) and must lie in an allowed
-//! root (the media dir, the agent workspace, `extraRoots`).
+//! Paths: `/workspace/…` and `/agent/…` are the session's container paths; an `http(s)://` URL
+//! is downloaded by the tool; any other path is a host path (a relative one is taken from the
+//! current directory) and must lie in an allowed root (the media dir, the agent workspace,
+//! `extraRoots`). See [`super::paths`].
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Global;
+use super::paths::{cli_media_ref, where_it_looked};
 use crate::context::load_config;
 use crate::output::emit_ok;
 
@@ -80,31 +82,15 @@ pub struct UploadArgs {
     caption: Option<String>,
 }
 
-/// A relative CLI path is a host path from the current directory; container paths and
-/// absolute paths are passed as they are.
-fn cli_path(p: &str) -> String {
-    if p.starts_with('/') {
-        return p.to_string();
-    }
-    match std::env::current_dir() {
-        Ok(d) => d.join(p).to_string_lossy().into_owned(),
-        Err(_) => p.to_string(),
-    }
-}
-
-fn progress_bar(paths: &[String], json: bool) -> Option<Progress> {
-    if json || !std::io::stderr().is_terminal() {
+/// A progress bar for the files of one send, when `enabled` (a terminal, no `--json`). Whether
+/// a file is large enough for a bar is decided by the size the channel reports from the
+/// verified fd it streams — never by looking the path up on the host, which would miss
+/// container paths (`/workspace/…`) and could name a different file than the one sent.
+fn progress_bar(paths: &[String], enabled: bool) -> Option<Progress> {
+    if !enabled {
         return None;
     }
-    let big = paths.iter().any(|p| {
-        std::fs::metadata(p)
-            .map(|m| m.len() >= PROGRESS_MIN_BYTES)
-            .unwrap_or(false)
-    });
-    if !big {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = indicatif::ProgressBar::hidden();
     let style = indicatif::ProgressStyle::with_template(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     )
@@ -120,12 +106,20 @@ fn progress_bar(paths: &[String], json: bool) -> Option<Progress> {
         if bar.length() != Some(u.total) {
             bar.set_length(u.total);
             bar.set_message(names.get(u.index).cloned().unwrap_or_default());
+            if bar.is_hidden() && shows_bar(u.total) {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
         }
         bar.set_position(u.sent);
         if u.sent >= u.total && u.index + 1 == names.len() {
             bar.finish_and_clear();
         }
     }))
+}
+
+/// A file of `total` bytes (its verified fd's size) gets a bar.
+fn shows_bar(total: u64) -> bool {
+    total >= PROGRESS_MIN_BYTES
 }
 
 fn human(r: &Value) -> String {
@@ -151,7 +145,7 @@ fn human(r: &Value) -> String {
 pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
     let (common, action, args, paths) = match cmd {
         MessageCmd::Send(a) => {
-            let media: Vec<String> = a.media.iter().map(|p| cli_path(p)).collect();
+            let media: Vec<String> = a.media.iter().map(|p| cli_media_ref(p)).collect();
             let args = json!({
                 "channel": a.common.channel,
                 "target": a.common.target,
@@ -162,7 +156,7 @@ pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             (a.common, "send", args, media)
         }
         MessageCmd::UploadFile(a) => {
-            let p = cli_path(&a.file_path);
+            let p = cli_media_ref(&a.file_path);
             let args = json!({
                 "channel": a.common.channel,
                 "target": a.common.target,
@@ -172,8 +166,9 @@ pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             (a.common, "upload-file", args, vec![p])
         }
     };
-    let config = load_config(g.config.as_deref(), true)?;
-    let ctx = ToolContext::new(Arc::new(config));
+    let config = Arc::new(load_config(g.config.as_deref(), true)?);
+    let ctx = ToolContext::new(config.clone());
+    let (session, agent) = (common.session.clone(), common.agent.clone());
     let call = ToolCall {
         tool: "message".into(),
         action: Some(action.into()),
@@ -187,13 +182,30 @@ pub async fn run(cmd: MessageCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         emit_ok(g.json, result.clone(), &human(&result));
         return Ok(());
     }
-    let progress = progress_bar(&paths, g.json);
+    let progress = progress_bar(&paths, !g.json && std::io::stderr().is_terminal());
     // Through the registry's dispatch, like every surface: the tool policy of the CLI applies.
     let origin = carapace_tools::Origin::new(carapace_policy::tools_policy::Surface::Cli);
     let result = carapace_tools::registry::dispatch_message(&ctx, &origin, call, progress)
         .await
-        .map_err(|e| e.0)?;
+        .map_err(|e| where_it_looked(e.0, &config, session.as_deref(), agent.as_deref()))?;
     let text = human(&result);
     emit_ok(g.json, result, &text);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// `--file-path /workspace/big.bin` exists on no host path of that name: the bar still
+    /// comes, sized by what the channel reports from the fd.
+    #[test]
+    fn a_container_path_gets_a_bar_sized_by_the_fd() {
+        let p = progress_bar(&["/workspace/big.bin".to_string()], true);
+        assert!(p.is_some(), "a bar for a container path");
+        assert!(shows_bar(PROGRESS_MIN_BYTES));
+        assert!(!shows_bar(PROGRESS_MIN_BYTES - 1));
+        assert!(progress_bar(&["/workspace/big.bin".to_string()], false).is_none());
+    }
 }

@@ -12,8 +12,12 @@ mod mcp;
 mod media;
 mod message;
 mod pairing;
+mod paths;
 mod sandbox;
 mod tool;
+mod usage;
+
+pub use usage::usage_error;
 
 use std::path::PathBuf;
 

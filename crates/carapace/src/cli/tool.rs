@@ -51,8 +51,9 @@ pub async fn run(cmd: ToolCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         ErrorEnvelope::new(ErrorCode::BadRequest, format!("--args is not JSON: {e}"))
             .with_hint("pass a JSON object, e.g. --args '{\"path\": \"notes.txt\"}'")
     })?;
-    let config = load_config(g.config.as_deref(), true)?;
-    let ctx = ToolContext::new(Arc::new(config));
+    let config = Arc::new(load_config(g.config.as_deref(), true)?);
+    let ctx = ToolContext::new(config.clone());
+    let (session, agent) = (a.session.clone(), a.agent.clone());
     let call = ToolCall {
         tool: a.tool,
         action: a.action,
@@ -63,7 +64,9 @@ pub async fn run(cmd: ToolCmd, g: &Global) -> Result<(), ErrorEnvelope> {
     };
     let result = match &a.gateway {
         Some(url) => super::gateway::remote_invoke(url, call).await?,
-        None => invoke(&ctx, call).await.map_err(|e| e.0)?,
+        None => invoke(&ctx, call).await.map_err(|e| {
+            super::paths::where_it_looked(e.0, &config, session.as_deref(), agent.as_deref())
+        })?,
     };
     let human = human(&result);
     emit_ok(g.json, json!({ "result": result }), &human);

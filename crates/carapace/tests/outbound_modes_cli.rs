@@ -1,9 +1,10 @@
-//! Seed 000 through the CLI, with the `carapace` binary running under `umask 077`, against a
-//! real Synapse (scripts/synapse.sh): `media save` of a private file → 0644 → `message
-//! upload-file` arrives byte-identical; the same kind of file at 0600 → exit 3 with
-//! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing sent; `doctor` finds it and `--fix`
-//! fixes it (never a secret-looking file); `/etc/hostname` is outside the roots. The inbox
-//! part needs no server.
+//! Outbound file modes through the CLI, with the `carapace` binary running under `umask 077`
+//! (as an agent's tools often do), against the inbox and a real Synapse (scripts/synapse.sh):
+//! `media save` of a private file → 0644 → `message upload-file` arrives byte-identical; the
+//! same kind of file at 0600 → exit 3 with `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing
+//! sent; `doctor` finds it (exit 3, `FILES_NOT_SENDABLE`) and `--fix` fixes it (never a
+//! secret-looking file), after which doctor exits 0; `/etc/hostname` is outside the roots.
+//! The inbox part needs no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -152,8 +153,9 @@ fn inbox_send_media_save_doctor_without_a_server() {
     );
 
     let r = carapace(&state, &cfg, &["doctor"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let findings = r.json["findings"].as_array().unwrap();
+    assert_eq!(r.code, 3, "findings are a non-zero exit: {}", r.stderr);
+    assert_eq!(r.json["error"]["code"], "FILES_NOT_SENDABLE", "{}", r.json);
+    let findings = r.json["error"]["details"]["findings"].as_array().unwrap();
     let paths: Vec<&str> = findings
         .iter()
         .map(|f| f["path"].as_str().unwrap())
@@ -168,13 +170,18 @@ fn inbox_send_media_save_doctor_without_a_server() {
             .all(|f| f["code"] == "OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE")
     );
     let r = carapace(&state, &cfg, &["doctor", "--fix"]);
-    assert_eq!(r.json["fixed"], 1, "{}", r.json);
+    assert_eq!(r.code, 3, "the secret is left: {}", r.json);
+    assert_eq!(r.json["error"]["details"]["fixed"], 1, "{}", r.json);
     assert_eq!(mode(&ws.join("shot.png")), 0o644);
     assert_eq!(
         mode(&ws.join("id_ed25519")),
         0o600,
         "a secret is never widened"
     );
+    std::fs::remove_file(ws.join("id_ed25519")).unwrap();
+    let r = carapace(&state, &cfg, &["doctor"]);
+    assert_eq!(r.code, 0, "nothing left: {}", r.json);
+    assert_eq!(r.json["findings"], json!([]));
     let r = carapace(
         &state,
         &cfg,
@@ -213,7 +220,7 @@ fn inbox_send_media_save_doctor_without_a_server() {
 }
 
 #[test]
-fn seed_000_matrix_through_the_cli() {
+fn a_private_file_to_matrix_through_the_cli() {
     let Some(url) = carapace_testkit::synapse_url() else {
         return;
     };
@@ -284,7 +291,7 @@ fn seed_000_matrix_through_the_cli() {
         "--file-path",
         &media,
         "--caption",
-        "seed 000",
+        "a private file",
     ]);
     assert_eq!(code, 0, "{err}");
     let mxc = sent["attachments"][0]["remoteId"]
@@ -331,7 +338,7 @@ fn seed_000_matrix_through_the_cli() {
         })
     };
     let before = count();
-    // The seed's failure: the same file at 0600 in the media dir.
+    // The failure users hit: the same file at 0600 in the media dir.
     std::fs::set_permissions(&media, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (code, e, _) = run(&[
         "message",
@@ -363,8 +370,13 @@ fn seed_000_matrix_through_the_cli() {
 /// never a raw errno or a 500. Needs root (to run carapace as `nobody` with setpriv).
 #[test]
 fn eacces_is_permission_denied_with_owner_mode_and_uid() {
-    if !carapace_testkit::is_root() || !carapace_testkit::have_program("setpriv") {
-        eprintln!("SKIP: needs root and setpriv to run carapace as another user");
+    if !carapace_testkit::require_root()
+        || !carapace_testkit::require(
+            "setpriv",
+            carapace_testkit::have_program("setpriv"),
+            "apt-get install -y util-linux",
+        )
+    {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -426,7 +438,7 @@ fn eacces_is_permission_denied_with_owner_mode_and_uid() {
     );
 }
 
-/// The seed's other half: over the gateway's `POST /tools/invoke`, a 0600 file is an HTTP 403
+/// The same refusal over the gateway's `POST /tools/invoke`, a 0600 file is an HTTP 403
 /// with the typed JSON error — never a bare `500: Internal Server Error`.
 #[tokio::test]
 async fn over_http_a_0600_file_is_a_typed_403_not_a_bare_500() {
