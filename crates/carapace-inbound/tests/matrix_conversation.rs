@@ -151,6 +151,9 @@ async fn world() -> Option<World> {
         .await;
     let extra = format!(
         r#"browser: {{ allowPrivateNetwork: true }},
+           // The sandbox tool policy denies `browser` by default (as OpenClaw does); this
+           // conversation is the screenshot flow, so the operator allows it.
+           tools: {{ sandbox: {{ tools: {{ alsoAllow: ["browser"] }} }} }},
            channels: {{ matrix: {{ homeserver: "{}", accessToken: "${{MATRIX_TOKEN}}", userId: "{}",
                                     allowFrom: ["{}", "matrix:{}"],
                                     session: {{ workspaceAccess: "session" }} }} }}"#,
