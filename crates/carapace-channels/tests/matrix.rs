@@ -32,6 +32,9 @@ fn msg(
         attachments: files,
         progress: None,
     }
+    thread: None,
+        thread: None,
+    }
 }
 
 // ---------------------------------------------------------------- fake homeserver

@@ -173,6 +173,7 @@ async fn external_upload_flow_with_initial_comment() {
                 attachment(&a_bytes, "plot.png", "image/png"),
                 attachment(&b_bytes, "data.csv", "text/csv"),
             ],
+            thread: None,
         })
         .await
         .unwrap();
@@ -264,6 +265,7 @@ async fn ok_false_is_rejected_with_slacks_error_and_status_200() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -289,6 +291,7 @@ async fn http_429_waits_retry_after() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -313,6 +316,7 @@ async fn upload_host_5xx_is_retried_with_the_file_restreamed() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -344,6 +348,7 @@ async fn upload_host_413_is_outbound_media_too_large() {
                 "big.iso",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -370,6 +375,7 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
                 "a.bin",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -400,6 +406,7 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap_err();
