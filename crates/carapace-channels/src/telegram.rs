@@ -353,7 +353,9 @@ impl ChannelAdapter for TelegramAdapter {
                 let mut photo = is_photo(f);
                 let sent = loop {
                     match retry
-                        .run("telegram", |_| self.send_file(&chat_id, thread, f, cap, photo))
+                        .run("telegram", |_| {
+                            self.send_file(&chat_id, thread, f, cap, photo)
+                        })
                         .await
                     {
                         Err(e) if photo && is_photo_refusal(&e) => photo = false,

@@ -511,3 +511,39 @@ async fn room_targets_and_empty_tokens_are_refused() {
     assert_eq!(e.code(), ErrorCode::ChannelNotConfigured);
     assert!(fake.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_reply_in_a_thread_is_posted_to_the_thread_channel() {
+    let fake = Fake::start(platform).await;
+    let a = adapter(&fake.base);
+    a.send(
+        OutboundMessage::text(Target::Channel("123".into()), "in the thread")
+            .in_thread(Some("777".into())),
+    )
+    .await
+    .unwrap();
+    let bytes = png(1000);
+    a.send(OutboundMessage {
+        target: Target::Channel("123".into()),
+        text: None,
+        caption: Some("file in the thread".into()),
+        progress: None,
+        attachments: vec![attachment(&bytes, "t.png", "image/png")],
+        thread: Some("777".into()),
+    })
+    .await
+    .unwrap();
+    a.send(OutboundMessage::text(Target::Channel("123".into()), "top"))
+        .await
+        .unwrap();
+    let paths: Vec<String> = messages(&fake).iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/channels/777/messages",
+            "/channels/777/messages",
+            "/channels/123/messages"
+        ]
+    );
+    assert_eq!(messages(&fake)[1].part("files[0]").unwrap().bytes, bytes);
+}

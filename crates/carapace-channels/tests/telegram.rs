@@ -444,3 +444,54 @@ async fn file_shrunk_after_the_check_fails_the_send() {
         .unwrap_err();
     assert!(matches!(e, ChannelError::AttachmentRead { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_reply_in_a_topic_carries_message_thread_id() {
+    let fake = Fake::start(platform).await;
+    let a = adapter(&fake.base);
+    a.send(
+        OutboundMessage::text(Target::Channel("-100".into()), "in the topic")
+            .in_thread(Some("7".into())),
+    )
+    .await
+    .unwrap();
+    let bytes = png(1000);
+    a.send(OutboundMessage {
+        target: Target::Channel("-100".into()),
+        text: None,
+        caption: Some("photo in the topic".into()),
+        progress: None,
+        attachments: vec![attachment(&bytes, "t.png", "image/png")],
+        thread: Some("7".into()),
+    })
+    .await
+    .unwrap();
+    a.send(OutboundMessage::text(
+        Target::Channel("-100".into()),
+        "general",
+    ))
+    .await
+    .unwrap();
+    let reqs = fake.requests();
+    assert_eq!(reqs[0].json.as_ref().unwrap()["message_thread_id"], 7);
+    assert_eq!(method(&reqs[1]), "sendPhoto");
+    assert_eq!(reqs[1].part("message_thread_id").unwrap().text(), "7");
+    assert!(
+        reqs[2]
+            .json
+            .as_ref()
+            .unwrap()
+            .get("message_thread_id")
+            .is_none()
+    );
+    // A thread that is not a topic id is refused before anything is sent.
+    let e = a
+        .send(
+            OutboundMessage::text(Target::Channel("-100".into()), "x")
+                .in_thread(Some("abc".into())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), carapace_policy::ErrorCode::BadRequest);
+    assert_eq!(fake.requests().len(), 3);
+}

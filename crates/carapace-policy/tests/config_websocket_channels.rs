@@ -23,7 +23,9 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn refused_at(text: &str, path: &str, says: &str) {
-    let e = parse(text).err().unwrap_or_else(|| panic!("accepted: {text}"));
+    let e = parse(text)
+        .err()
+        .unwrap_or_else(|| panic!("accepted: {text}"));
     assert_eq!(e.code(), ErrorCode::ConfigInvalid);
     match &e {
         ConfigError::Invalid {
@@ -110,10 +112,14 @@ fn malformed_values_are_refused() {
         .err()
         .unwrap();
     assert_eq!(e.code(), ErrorCode::ConfigInvalid);
-    assert!(e.to_string().contains("allowBots") || format!("{e:?}").contains("allowBots"), "{e:?}");
-    let e = parse(r#"{ channels: { discord: { token: "d", intents: { messageContent: true } } } }"#)
-        .err()
-        .unwrap();
+    assert!(
+        e.to_string().contains("allowBots") || format!("{e:?}").contains("allowBots"),
+        "{e:?}"
+    );
+    let e =
+        parse(r#"{ channels: { discord: { token: "d", intents: { messageContent: true } } } }"#)
+            .err()
+            .unwrap();
     assert_eq!(e.code(), ErrorCode::ConfigInvalid);
     refused_at(
         r#"{ channels: { telegram: { botToken: "x", intents: { presence: true } } } }"#,

@@ -8,10 +8,10 @@ use carapace_policy::config::{AllowBotsSetting, AutoJoin, ChannelConfig};
 
 use super::InboundSource;
 use super::discord_gateway::{DiscordGatewaySettings, DiscordGatewaySource, DiscordIntents};
-use super::slack_socket::{SlackSocketSettings, SlackSocketSource};
-use super::websocket::AllowBots;
 use super::matrix_sync::{JoinPolicy, MatrixSource, MatrixSourceSettings};
+use super::slack_socket::{SlackSocketSettings, SlackSocketSource};
 use super::telegram_updates::{TelegramSource, TelegramSourceSettings};
+use super::websocket::AllowBots;
 use crate::ChannelError;
 
 /// Channels with an inbound source in this crate.

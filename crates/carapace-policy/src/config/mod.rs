@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 pub use inbound::{
-    AllowBotsSetting, Binding, BindingMatch, BindingPeer, DiscordIntentsConfig, DmSettings, GroupRule,
-    HooksConfig, IdList, SessionConfig,
+    AllowBotsSetting, Binding, BindingMatch, BindingPeer, DiscordIntentsConfig, DmSettings,
+    GroupRule, HooksConfig, IdList, SessionConfig,
 };
 pub use model::*;
 pub use tools::{
