@@ -76,6 +76,12 @@ pub async fn run(cmd: ChannelsCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                 n.received, n.answered, n.paired, n.dropped, n.limited, n.failed
             ));
         }
+        if let Some(l) = status.as_ref().and_then(|s| s.link.as_ref()) {
+            line.push_str(&format!(
+                "  connects {} reconnects {} resumes {} delivered {}",
+                l.connects, l.reconnects, l.resumes, l.delivered
+            ));
+        }
         if pending > 0 {
             line.push_str(&format!("  {pending} pairing request(s) waiting"));
         }
@@ -100,6 +106,7 @@ pub async fn run(cmd: ChannelsCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             "lastErrorAt": status.as_ref().and_then(|s| s.last_error_at.clone()),
             "lastMessageAt": status.as_ref().and_then(|s| s.last_message_at.clone()),
             "counters": status.as_ref().map(|s| json!(s.counters)),
+            "link": status.as_ref().and_then(|s| s.link.as_ref()).map(|l| json!(l)),
             "updatedAt": status.as_ref().map(|s| s.updated_at.clone()),
             "pendingPairing": pending,
         }));
