@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use carapace_channels::inbound::{ConnectionState, ConnectionStats};
 use carapace_channels::inbound::cursor::{channel_state_dir, open_private_dir};
+use carapace_channels::inbound::{ConnectionState, ConnectionStats};
 use carapace_fs::{ReadOptions, Root, WriteOptions};
 use serde::{Deserialize, Serialize};
 

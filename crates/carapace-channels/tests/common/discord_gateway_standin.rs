@@ -357,7 +357,9 @@ async fn post_message(
     let mut payload = Value::Null;
     let mut files = Vec::new();
     if ct.starts_with("application/json") {
-        let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap();
         payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !payload["content"].as_str().is_some_and(|c| !c.is_empty()) {
             st.violation("a JSON message without content");
@@ -374,7 +376,9 @@ async fn post_message(
         return axum::Json(json!({"id": format!("msg-{n}"), "attachments": []})).into_response();
     }
     let Ok(mut mp) = Multipart::from_request(req, &()).await else {
-        st.violation(format!("a message that is neither JSON nor multipart ({ct})"));
+        st.violation(format!(
+            "a message that is neither JSON nor multipart ({ct})"
+        ));
         return StatusCode::BAD_REQUEST.into_response();
     };
     while let Some(f) = mp.next_field().await.unwrap() {
