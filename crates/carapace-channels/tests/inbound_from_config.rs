@@ -51,7 +51,9 @@ fn discord_and_slack_are_built_from_the_config() {
     for (name, b) in &built {
         let s = b.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(s.channel(), name);
-        let stats = s.connection_stats().expect("WebSocket sources keep counters");
+        let stats = s
+            .connection_stats()
+            .expect("WebSocket sources keep counters");
         assert_eq!(stats.connects, 0);
     }
     let c = parse(r#"{ channels: { discord: { token: "${DT}", receive: false } } }"#);

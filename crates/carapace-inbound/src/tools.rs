@@ -118,7 +118,7 @@ impl ToolExecutor for ConversationTools {
                 args.insert("channel".into(), Value::String(route.channel.clone()));
                 args.insert("target".into(), Value::String(route.target.clone()));
                 if let Some(t) = &route.thread
-                    && !args.get("threadId").is_some_and(|v| !v.is_null())
+                    && args.get("threadId").is_none_or(|v| v.is_null())
                 {
                     args.insert("threadId".into(), Value::String(t.clone()));
                 }

@@ -361,7 +361,7 @@ async fn post_message(
             .await
             .unwrap();
         payload = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if !payload["content"].as_str().is_some_and(|c| !c.is_empty()) {
+        if payload["content"].as_str().is_none_or(|c| c.is_empty()) {
             st.violation("a JSON message without content");
             return StatusCode::BAD_REQUEST.into_response();
         }
