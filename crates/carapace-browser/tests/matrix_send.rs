@@ -102,6 +102,7 @@ async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
             caption: Some("the page".into()),
             attachments: vec![file.attachment],
             progress: None,
+            thread: None,
         })
         .await
         .unwrap();

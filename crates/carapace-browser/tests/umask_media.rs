@@ -105,6 +105,7 @@ async fn screenshot_is_0644_and_goes_through_the_inbox_byte_for_byte() {
             caption: None,
             attachments: vec![file.attachment],
             progress: None,
+            thread: None,
         })
         .await
         .unwrap();

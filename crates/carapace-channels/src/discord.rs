@@ -1,6 +1,7 @@
 //! Discord: REST API v10 with a bot token.
 //!
-//! - `channel:<id>` → `POST /channels/{id}/messages`.
+//! - `channel:<id>` → `POST /channels/{id}/messages`; with a `thread` (a thread's channel
+//!   id, as the Gateway source reports it), `POST /channels/{thread}/messages`.
 //! - `user:<id>` → `POST /users/@me/channels {"recipient_id"}` opens (or returns) the DM
 //!   channel, cached per adapter, then as above.
 //! - `room:` is refused (`BAD_REQUEST`).
@@ -268,7 +269,12 @@ impl ChannelAdapter for DiscordAdapter {
     async fn send(&self, msg: OutboundMessage) -> Result<Delivered, ChannelError> {
         check_message("discord", self.max_attachment_bytes(), &msg)?;
         let channel_id = match &msg.target {
-            Target::Channel(id) => id.clone(),
+            // A Discord thread is a channel of its own: the reply is posted there.
+            Target::Channel(id) => msg
+                .thread
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| id.clone()),
             Target::User(id) => self.dm_channel(id).await?,
             Target::Room(_) => {
                 return Err(ChannelError::BadRequest {

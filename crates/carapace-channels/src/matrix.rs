@@ -16,6 +16,9 @@
 //!   event — one captioned event (Matrix v1.10 captions: `body` ≠ `filename`), not a text and
 //!   then a file. Without files the text goes as `m.text` (split past
 //!   [`MATRIX_TEXT_MAX_CHARS`]), as does text too long to be a caption.
+//! - A message with a `thread` (the root event id of a thread) carries an `m.thread` relation
+//!   (`m.relates_to {rel_type: "m.thread", event_id: root, is_falling_back, m.in_reply_to}`)
+//!   on every event, so the reply stays in the thread.
 //! - Event sends carry a transaction id, which the homeserver de-duplicates, so they are safe
 //!   to retry; uploads are too (an orphaned upload is not a message).
 //! - Errors: `{errcode, error}`; 429 / `M_LIMIT_EXCEEDED` waits `retry_after_ms` (or
@@ -464,6 +467,7 @@ impl MatrixAdapter {
         let mut delivered = Delivered::default();
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         let (text, caption) = (nonempty(&msg.text), nonempty(&msg.caption));
+        let thread = nonempty(&msg.thread);
         let files = crate::http::sources(msg.attachments, msg.progress);
         // With files, the text and caption ride on the first file as its caption (one event,
         // as Matrix v1.10 captions: body = caption, filename = the name). Text too long for
@@ -482,7 +486,11 @@ impl MatrixAdapter {
         };
         for t in before {
             let id = self
-                .send_event(&room, &json!({ "msgtype": "m.text", "body": t }), txn())
+                .send_event(
+                    &room,
+                    &in_thread(json!({ "msgtype": "m.text", "body": t }), thread.as_deref()),
+                    txn(),
+                )
                 .await
                 .map_err(|e| e.after_partial(&delivered))?;
             delivered.push_message(id);
@@ -505,6 +513,7 @@ impl MatrixAdapter {
                     None
                 },
             );
+            let content = in_thread(content, thread.as_deref());
             let id = self
                 .send_event(&room, &content, txn())
                 .await
@@ -535,6 +544,20 @@ fn txn_safe(key: &str) -> String {
         })
         .take(120)
         .collect()
+}
+
+/// `content` as a message in the thread rooted at `root` (an `m.thread` relation, with the
+/// reply fallback for clients without threads), or unchanged without a thread.
+pub fn in_thread(mut content: Value, root: Option<&str>) -> Value {
+    if let Some(root) = root {
+        content["m.relates_to"] = json!({
+            "rel_type": "m.thread",
+            "event_id": root,
+            "is_falling_back": true,
+            "m.in_reply_to": { "event_id": root },
+        });
+    }
+    content
 }
 
 /// The `m.room.message` content of one uploaded file.

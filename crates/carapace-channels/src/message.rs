@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Target;
 
-/// One file to send. The file was opened and verified by the outbound reader (SPEC §6); the
+/// One file to send. The file was opened and verified by the outbound reader (docs/channels.md); the
 /// adapter streams **this** fd with positional reads from offset 0 and never re-opens a path.
 /// Exactly `size` bytes are sent: a file that shrank since it was checked fails the send.
 #[derive(Debug)]
@@ -38,6 +38,11 @@ pub struct OutboundMessage {
     pub attachments: Vec<Attachment>,
     /// Called as file bytes are handed to the HTTP stack (for a progress bar).
     pub progress: Option<Progress>,
+    /// The thread inside the target to post in, as the inbound side reported it
+    /// (`ChatRef::thread`): Slack `thread_ts`, the Discord thread's channel id, the Telegram
+    /// topic (`message_thread_id`), the Matrix thread root event id. `None` posts at the top
+    /// level. Channels without threads ignore it.
+    pub thread: Option<String>,
 }
 
 /// How far one attachment's upload has got.
@@ -93,7 +98,14 @@ impl OutboundMessage {
             caption: None,
             attachments: Vec::new(),
             progress: None,
+            thread: None,
         }
+    }
+
+    /// The same message, posted in `thread` of its target (see [`OutboundMessage::thread`]).
+    pub fn in_thread(mut self, thread: Option<String>) -> Self {
+        self.thread = thread;
+        self
     }
 
     /// True when there is nothing to send.

@@ -9,6 +9,7 @@
 //!   them all with the text / caption as the comment. The first two steps share nothing and are
 //!   safe to retry; only the last one can be ambiguous.
 //! - Text alone goes by `chat.postMessage {channel, text}`.
+//! - A message with a `thread` carries it as `thread_ts` in both calls (a reply in the thread).
 //! - Slack answers API errors with HTTP 200 and `{ok: false, error}`; 429 carries
 //!   `Retry-After`.
 
@@ -299,8 +300,10 @@ impl ChannelAdapter for SlackAdapter {
                 let j = retry
                     .run("slack", |_| {
                         self.call(
-                            self.api("chat.postMessage")
-                                .json(&json!({ "channel": channel_id, "text": text })),
+                            self.api("chat.postMessage").json(&with_thread(
+                                json!({ "channel": channel_id, "text": text }),
+                                msg.thread.as_deref(),
+                            )),
                             false,
                         )
                     })
@@ -315,6 +318,7 @@ impl ChannelAdapter for SlackAdapter {
             }
             return Ok(delivered);
         }
+        let thread = msg.thread.clone();
         let files = crate::http::sources(msg.attachments, msg.progress);
         let mut ids = Vec::with_capacity(files.len());
         for f in &files {
@@ -325,7 +329,10 @@ impl ChannelAdapter for SlackAdapter {
             .zip(&files)
             .map(|(id, f)| json!({ "id": id, "title": f.filename }))
             .collect();
-        let mut body = json!({ "files": entries, "channel_id": channel_id });
+        let mut body = with_thread(
+            json!({ "files": entries, "channel_id": channel_id }),
+            thread.as_deref(),
+        );
         if !comment.is_empty() {
             body["initial_comment"] = json!(comment);
         }
@@ -359,4 +366,13 @@ impl ChannelAdapter for SlackAdapter {
             .unwrap_or_default();
         Ok(delivered)
     }
+}
+
+/// `body` with `thread_ts` when the message goes into a thread (the same field in
+/// `chat.postMessage` and `files.completeUploadExternal`).
+fn with_thread(mut body: Value, thread: Option<&str>) -> Value {
+    if let Some(t) = thread.filter(|t| !t.is_empty()) {
+        body["thread_ts"] = json!(t);
+    }
+    body
 }

@@ -10,6 +10,7 @@
 //! - The caption (or the text when there is no caption) rides on the first file when it fits
 //!   in 1024 characters; otherwise it, and any remaining text, follow by `sendMessage`
 //!   (split at 4096 characters).
+//! - A `thread` (a forum topic id) goes as `message_thread_id` on every call.
 //! - Errors come as `{ok: false, error_code, description, parameters: {retry_after}}`.
 
 use reqwest::multipart::Form;
@@ -176,10 +177,17 @@ impl TelegramAdapter {
         }))
     }
 
-    async fn send_text(&self, chat_id: &str, text: &str) -> DeliveryOutcome<String> {
-        let req = self
-            .post("sendMessage")
-            .json(&json!({ "chat_id": chat_id, "text": text }));
+    async fn send_text(
+        &self,
+        chat_id: &str,
+        thread: Option<i64>,
+        text: &str,
+    ) -> DeliveryOutcome<String> {
+        let mut body = json!({ "chat_id": chat_id, "text": text });
+        if let Some(t) = thread {
+            body["message_thread_id"] = json!(t);
+        }
+        let req = self.post("sendMessage").json(&body);
         let raw = match self.http.send(req, false, &[]).await {
             Ok(r) => r,
             Err(f) => return f.into_outcome(),
@@ -196,6 +204,7 @@ impl TelegramAdapter {
     async fn send_file(
         &self,
         chat_id: &str,
+        thread: Option<i64>,
         file: &FileSource,
         caption: Option<&str>,
         as_photo: bool,
@@ -206,6 +215,9 @@ impl TelegramAdapter {
             ("sendDocument", "document")
         };
         let mut form = Form::new().text("chat_id", chat_id.to_string());
+        if let Some(t) = thread {
+            form = form.text("message_thread_id", t.to_string());
+        }
         if let Some(c) = caption {
             form = form.text("caption", c.to_string());
         }
@@ -307,6 +319,13 @@ impl ChannelAdapter for TelegramAdapter {
                 });
             }
         };
+        // A forum topic (the thread the inbound side reported) is `message_thread_id`.
+        let thread = match msg.thread.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(t.parse::<i64>().map_err(|_| ChannelError::BadRequest {
+                message: format!("telegram thread {t:?} is not a topic id (an integer)"),
+            })?),
+        };
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         let (text, caption) = (nonempty(&msg.text), nonempty(&msg.caption));
         let files = crate::http::sources(msg.attachments, msg.progress);
@@ -334,7 +353,9 @@ impl ChannelAdapter for TelegramAdapter {
                 let mut photo = is_photo(f);
                 let sent = loop {
                     match retry
-                        .run("telegram", |_| self.send_file(&chat_id, f, cap, photo))
+                        .run("telegram", |_| {
+                            self.send_file(&chat_id, thread, f, cap, photo)
+                        })
                         .await
                     {
                         Err(e) if photo && is_photo_refusal(&e) => photo = false,
@@ -351,7 +372,7 @@ impl ChannelAdapter for TelegramAdapter {
             .flat_map(|t| split_text(t, TELEGRAM_TEXT_MAX_CHARS))
         {
             let id = retry
-                .run("telegram", |_| self.send_text(&chat_id, &t))
+                .run("telegram", |_| self.send_text(&chat_id, thread, &t))
                 .await
                 .map_err(|e| e.after_partial(&delivered))?;
             delivered.push_message(id);

@@ -157,6 +157,7 @@ async fn uploads_the_file_with_caption_as_content() {
         caption: Some("the chart".into()),
         progress: None,
         attachments: vec![attachment(&bytes, "chart.png", "image/png")],
+        thread: None,
     };
     let d = adapter(&fake.base).send(msg).await.unwrap();
     assert_eq!(d.remote_id, "msg-0");
@@ -226,6 +227,7 @@ async fn many_files_and_long_text_are_split_without_loss() {
         caption: None,
         progress: None,
         attachments,
+        thread: None,
     };
     let d = adapter(&fake.base).send(msg).await.unwrap();
     assert_eq!(d.attachments.len(), 12);
@@ -275,6 +277,7 @@ async fn rate_limit_waits_json_retry_after_and_restreams_the_file() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -330,6 +333,7 @@ async fn entity_too_large_is_outbound_media_too_large_and_nothing_else_is_sent()
                 caption: None,
                 progress: None,
                 attachments: vec![attachment(&content(1000), "big.mp4", "video/mp4")],
+                thread: None,
             })
             .await
             .unwrap_err();
@@ -358,6 +362,7 @@ async fn over_the_configured_limit_is_refused_before_any_request() {
                 "a.bin",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -405,6 +410,7 @@ async fn server_errors_are_retried_with_backoff_then_succeed() {
             caption: Some("c".into()),
             progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -449,6 +455,7 @@ async fn dropped_connection_after_the_upload_is_an_unknown_outcome_not_retried()
                 "a.bin",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -503,4 +510,40 @@ async fn room_targets_and_empty_tokens_are_refused() {
     let e = DiscordAdapter::new(DiscordSettings::new("")).unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChannelNotConfigured);
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_is_posted_to_the_thread_channel() {
+    let fake = Fake::start(platform).await;
+    let a = adapter(&fake.base);
+    a.send(
+        OutboundMessage::text(Target::Channel("123".into()), "in the thread")
+            .in_thread(Some("777".into())),
+    )
+    .await
+    .unwrap();
+    let bytes = png(1000);
+    a.send(OutboundMessage {
+        target: Target::Channel("123".into()),
+        text: None,
+        caption: Some("file in the thread".into()),
+        progress: None,
+        attachments: vec![attachment(&bytes, "t.png", "image/png")],
+        thread: Some("777".into()),
+    })
+    .await
+    .unwrap();
+    a.send(OutboundMessage::text(Target::Channel("123".into()), "top"))
+        .await
+        .unwrap();
+    let paths: Vec<String> = messages(&fake).iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/channels/777/messages",
+            "/channels/777/messages",
+            "/channels/123/messages"
+        ]
+    );
+    assert_eq!(messages(&fake)[1].part("files[0]").unwrap().bytes, bytes);
 }

@@ -653,6 +653,7 @@ async fn a_dm_with_an_image_in_and_a_reply_with_an_attachment_out() {
                 height: None,
             }],
             progress: None,
+            thread: None,
         })
         .await
         .unwrap();

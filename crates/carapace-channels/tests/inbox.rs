@@ -41,6 +41,7 @@ async fn writes_message_and_attachments_atomically_with_fixed_modes() {
             progress: Some(carapace_channels::Progress::new(move |u| {
                 s2.lock().unwrap().push(u);
             })),
+            thread: None,
         })
         .await
         .unwrap();
@@ -98,6 +99,7 @@ async fn limits_and_shrunk_files() {
                 "application/octet-stream",
             )],
             progress: None,
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -111,6 +113,7 @@ async fn limits_and_shrunk_files() {
             caption: None,
             attachments: vec![att],
             progress: None,
+            thread: None,
         })
         .await
         .unwrap_err();

@@ -31,6 +31,7 @@ fn msg(
         caption: None,
         attachments: files,
         progress: None,
+        thread: None,
     }
 }
 
@@ -364,4 +365,52 @@ async fn synapse_bad_token_is_unauthorized() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChannelUnauthorized, "{e}");
     let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_carries_the_m_thread_relation() {
+    let fake = Fake::start(|r| {
+        if r.path.starts_with("/_matrix/media/v3/upload") {
+            return json(200, json!({"content_uri": "mxc://fake/t"}));
+        }
+        if r.path.contains("/send/m.room.message/") {
+            return json(200, json!({"event_id": format!("$e{}", r.index)}));
+        }
+        if r.path.contains("/state/m.room.encryption") {
+            return json(404, json!({"errcode": "M_NOT_FOUND"}));
+        }
+        json(404, json!({"errcode": "M_UNRECOGNIZED"}))
+    })
+    .await;
+    let a = adapter(&fake.base, "tok");
+    let mut m = msg("room:!r:hs", Some("in the thread"), Vec::new());
+    m.thread = Some("$root".into());
+    a.send(m).await.unwrap();
+    let bytes = png(500);
+    let mut m = msg(
+        "room:!r:hs",
+        None,
+        vec![attachment(&bytes, "t.png", "image/png")],
+    );
+    m.thread = Some("$root".into());
+    a.send(m).await.unwrap();
+    a.send(msg("room:!r:hs", Some("top"), Vec::new()))
+        .await
+        .unwrap();
+    let events: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/send/m.room.message/"))
+        .map(|r| r.json.clone().unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    for e in &events[..2] {
+        let rel = &e["m.relates_to"];
+        assert_eq!(rel["rel_type"], "m.thread", "{e}");
+        assert_eq!(rel["event_id"], "$root");
+        assert_eq!(rel["is_falling_back"], true);
+        assert_eq!(rel["m.in_reply_to"]["event_id"], "$root");
+    }
+    assert_eq!(events[1]["msgtype"], "m.image");
+    assert!(events[2].get("m.relates_to").is_none(), "{}", events[2]);
 }

@@ -471,6 +471,7 @@ async fn idempotent_sends_post_once_and_captions_are_one_event() {
         caption: None,
         attachments: vec![file_attachment(&bytes, "shot.png", "image/png")],
         progress: None,
+        thread: None,
     };
     let a = adapter
         .send_idempotent(msg(), "matrix:$reply-to-1")

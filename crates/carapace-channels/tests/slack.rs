@@ -173,6 +173,7 @@ async fn external_upload_flow_with_initial_comment() {
                 attachment(&a_bytes, "plot.png", "image/png"),
                 attachment(&b_bytes, "data.csv", "text/csv"),
             ],
+            thread: None,
         })
         .await
         .unwrap();
@@ -264,6 +265,7 @@ async fn ok_false_is_rejected_with_slacks_error_and_status_200() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -289,6 +291,7 @@ async fn http_429_waits_retry_after() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -313,6 +316,7 @@ async fn upload_host_5xx_is_retried_with_the_file_restreamed() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -344,6 +348,7 @@ async fn upload_host_413_is_outbound_media_too_large() {
                 "big.iso",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -370,6 +375,7 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
                 "a.bin",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -400,6 +406,7 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(10), "a.txt", "text/plain")],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -410,4 +417,50 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
         .filter(|c| c.contains("complete"))
         .count();
     assert_eq!(completes, 1, "sent once, never repeated");
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_carries_thread_ts_in_both_calls() {
+    let fake = Fake::start(slack(None, |_| None)).await;
+    let a = adapter(&fake.base);
+    a.send(
+        OutboundMessage::text(Target::Channel("C0NF841BK".into()), "in the thread")
+            .in_thread(Some("1700000000.000100".into())),
+    )
+    .await
+    .unwrap();
+    let bytes = png(2000);
+    a.send(OutboundMessage {
+        target: Target::Channel("C0NF841BK".into()),
+        text: Some("with a file".into()),
+        caption: None,
+        progress: None,
+        attachments: vec![attachment(&bytes, "a.png", "image/png")],
+        thread: Some("1700000000.000100".into()),
+    })
+    .await
+    .unwrap();
+    // Top level: no thread_ts at all.
+    a.send(OutboundMessage::text(
+        Target::Channel("C0NF841BK".into()),
+        "top",
+    ))
+    .await
+    .unwrap();
+    let reqs = fake.requests();
+    let post: Vec<&Value> = reqs
+        .iter()
+        .filter(|r| r.path.ends_with("chat.postMessage"))
+        .map(|r| r.json.as_ref().unwrap())
+        .collect();
+    assert_eq!(post[0]["thread_ts"], "1700000000.000100");
+    assert_eq!(post[0]["channel"], "C0NF841BK");
+    assert!(post[1].get("thread_ts").is_none(), "{}", post[1]);
+    let complete = reqs
+        .iter()
+        .find(|r| r.path.ends_with("files.completeUploadExternal"))
+        .unwrap();
+    let j = complete.json.as_ref().unwrap();
+    assert_eq!(j["thread_ts"], "1700000000.000100");
+    assert_eq!(j["channel_id"], "C0NF841BK");
 }

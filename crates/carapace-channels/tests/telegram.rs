@@ -135,6 +135,7 @@ async fn png_goes_as_photo_with_caption_and_chat_id() {
             caption: Some("look".into()),
             progress: None,
             attachments: vec![attachment(&bytes, "shot.png", "image/png")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -172,6 +173,7 @@ async fn non_photos_go_as_documents_and_text_alone_as_messages() {
                 attachment(&gif, "a.gif", "image/gif"),
                 huge_png,
             ],
+            thread: None,
         })
         .await
         .unwrap();
@@ -215,6 +217,7 @@ async fn caption_over_1024_chars_follows_as_a_message_and_text_after_caption() {
             caption: Some(long.clone()),
             progress: None,
             attachments: vec![attachment(&png(100), "p.jpg", "image/jpeg")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -255,6 +258,7 @@ async fn rate_limit_uses_parameters_retry_after() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&bytes, "p.png", "image/png")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -279,6 +283,7 @@ async fn request_entity_too_large_is_outbound_media_too_large() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&content(2000), "v.mp4", "video/mp4")],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -312,6 +317,7 @@ async fn photo_dimension_refusal_falls_back_to_document() {
             caption: Some("cap".into()),
             progress: None,
             attachments: vec![attachment(&bytes, "tall.png", "image/png")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -378,6 +384,7 @@ async fn bad_gateway_then_success_and_partial_delivery_is_reported() {
                 attachment(&content(10), "a.bin", "application/octet-stream"),
                 attachment(&content(20), "b.bin", "application/octet-stream"),
             ],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -407,6 +414,7 @@ async fn dropped_connection_is_an_unknown_outcome() {
                 "a.bin",
                 "application/octet-stream",
             )],
+            thread: None,
         })
         .await
         .unwrap_err();
@@ -430,8 +438,60 @@ async fn file_shrunk_after_the_check_fails_the_send() {
             caption: None,
             progress: None,
             attachments: vec![a],
+            thread: None,
         })
         .await
         .unwrap_err();
     assert!(matches!(e, ChannelError::AttachmentRead { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_reply_in_a_topic_carries_message_thread_id() {
+    let fake = Fake::start(platform).await;
+    let a = adapter(&fake.base);
+    a.send(
+        OutboundMessage::text(Target::Channel("-100".into()), "in the topic")
+            .in_thread(Some("7".into())),
+    )
+    .await
+    .unwrap();
+    let bytes = png(1000);
+    a.send(OutboundMessage {
+        target: Target::Channel("-100".into()),
+        text: None,
+        caption: Some("photo in the topic".into()),
+        progress: None,
+        attachments: vec![attachment(&bytes, "t.png", "image/png")],
+        thread: Some("7".into()),
+    })
+    .await
+    .unwrap();
+    a.send(OutboundMessage::text(
+        Target::Channel("-100".into()),
+        "general",
+    ))
+    .await
+    .unwrap();
+    let reqs = fake.requests();
+    assert_eq!(reqs[0].json.as_ref().unwrap()["message_thread_id"], 7);
+    assert_eq!(method(&reqs[1]), "sendPhoto");
+    assert_eq!(reqs[1].part("message_thread_id").unwrap().text(), "7");
+    assert!(
+        reqs[2]
+            .json
+            .as_ref()
+            .unwrap()
+            .get("message_thread_id")
+            .is_none()
+    );
+    // A thread that is not a topic id is refused before anything is sent.
+    let e = a
+        .send(
+            OutboundMessage::text(Target::Channel("-100".into()), "x")
+                .in_thread(Some("abc".into())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), carapace_policy::ErrorCode::BadRequest);
+    assert_eq!(fake.requests().len(), 3);
 }

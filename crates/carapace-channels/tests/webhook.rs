@@ -50,6 +50,7 @@ async fn posts_text_caption_target_and_files_with_configured_headers() {
                 attachment(&bytes, "pic.png", "image/png"),
                 attachment(&content(9), "n.txt", "text/plain"),
             ],
+            thread: None,
         })
         .await
         .unwrap();
@@ -91,6 +92,7 @@ async fn status_codes_map_to_typed_errors() {
                     "a.bin",
                     "application/octet-stream",
                 )],
+                thread: None,
             })
             .await
             .unwrap_err();
@@ -121,6 +123,7 @@ async fn retry_after_and_5xx_are_retried() {
             caption: None,
             progress: None,
             attachments: vec![attachment(&bytes, "a.bin", "application/octet-stream")],
+            thread: None,
         })
         .await
         .unwrap();
@@ -181,6 +184,7 @@ async fn progress_is_reported_and_adapters_are_object_safe() {
                 s.lock().unwrap().push(u)
             })),
             attachments: vec![a],
+            thread: None,
         })
         .await
         .unwrap();

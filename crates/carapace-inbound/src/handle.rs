@@ -223,6 +223,7 @@ impl Inner {
             ReplyRoute {
                 channel: msg.channel.clone(),
                 target: crate::reply::reply_target(&msg).to_string(),
+                thread: msg.chat.thread.clone(),
             },
         );
         let source = self

@@ -169,6 +169,8 @@ impl Inner {
     ) -> Result<Vec<String>, ErrorEnvelope> {
         let channel = msg.channel.as_str();
         let adapter = self.adapter(channel).map_err(|e| e.to_envelope())?;
+        // A reply to the conversation goes into the thread the message came from.
+        let thread = target.is_none().then(|| msg.chat.thread.clone()).flatten();
         let target = target.unwrap_or_else(|| reply_target(msg));
         // This pass collects the refusals; the files are opened again (and checked again) for
         // each send attempt, since an attempt consumes them.
@@ -189,7 +191,7 @@ impl Inner {
         for (i, c) in chunks.iter().enumerate() {
             let d = self
                 .send_retrying(adapter.as_ref(), &format!("{base}-t{i}"), || {
-                    OutboundMessage::text(target.clone(), c.clone())
+                    OutboundMessage::text(target.clone(), c.clone()).in_thread(thread.clone())
                 })
                 .await
                 .map_err(|e| self.shut_or(e))?;
@@ -206,6 +208,7 @@ impl Inner {
                         caption: None,
                         attachments: files,
                         progress: None,
+                        thread: thread.clone(),
                     }
                 })
                 .await;
@@ -225,6 +228,7 @@ impl Inner {
                     let d = self
                         .send_retrying(adapter.as_ref(), &format!("{base}-r"), || {
                             OutboundMessage::text(target.clone(), t.clone())
+                                .in_thread(thread.clone())
                         })
                         .await
                         .map_err(|e| self.shut_or(e))?;

@@ -178,9 +178,16 @@ impl InboundService {
         Arc::new(Sink(self.inner.clone()))
     }
 
-    /// Every channel's status.
+    /// Every channel's status (with the sources' connection counters as of now).
     pub fn status(&self) -> Vec<ChannelStatus> {
+        self.inner.refresh_links();
         self.inner.status.snapshot()
+    }
+
+    /// Every channel's connection figures in the Prometheus text format, for the gateway's
+    /// `GET /metrics` to append (see [`crate::status::prometheus_text`]).
+    pub fn metrics_text(&self) -> String {
+        crate::status::prometheus_text(&self.status())
     }
 
     /// The pairing store.

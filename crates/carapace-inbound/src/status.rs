@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use carapace_channels::inbound::ConnectionState;
 use carapace_channels::inbound::cursor::{channel_state_dir, open_private_dir};
+use carapace_channels::inbound::{ConnectionState, ConnectionStats};
 use carapace_fs::{ReadOptions, Root, WriteOptions};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +86,10 @@ pub struct ChannelStatus {
     pub last_message_at: Option<String>,
     /// Counters.
     pub counters: Counters,
+    /// The source's own connection counters (connects, reconnects, resumes, delivered), for
+    /// the sources that keep them (Discord Gateway, Slack Socket Mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<ConnectionStats>,
 }
 
 struct Entry {
@@ -128,6 +132,7 @@ impl StatusBoard {
                 last_error_at: None,
                 last_message_at: None,
                 counters: Counters::default(),
+                link: None,
             },
             written: None,
             dirty: false,
@@ -209,6 +214,18 @@ impl StatusBoard {
         });
     }
 
+    /// Records a source's connection counters; written with the next flush when they changed.
+    pub fn set_link(&self, channel: &str, link: ConnectionStats) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = m.get_mut(channel)
+            && e.status.link.as_ref() != Some(&link)
+        {
+            e.status.link = Some(link);
+            e.status.updated_at = now_rfc3339();
+            e.dirty = true;
+        }
+    }
+
     /// Writes the statuses changed since their last write (the service calls this every
     /// second, so counters held back by the write throttle reach the file).
     pub fn flush_dirty(&self) {
@@ -254,4 +271,71 @@ pub fn read_status(state_dir: &Path, channel: &str) -> Option<ChannelStatus> {
         .read(Path::new(FILE), &ReadOptions::default().with_max(1 << 20))
         .ok()?;
     serde_json::from_slice(&b).ok()
+}
+
+/// The connection figures of `statuses` in the Prometheus text format (for the gateway's
+/// `GET /metrics`, appended to its own registry's output): per channel, whether it is
+/// connected, and the source's connects, reconnects, resumes and delivered messages (sources
+/// without their own counters report only the state), plus the service's received, answered
+/// and failed counts.
+pub fn prometheus_text(statuses: &[ChannelStatus]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let label = |c: &str| c.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (channel, v) in rows {
+            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {v}", label(&channel));
+        }
+    };
+    let rows = |f: &dyn Fn(&ChannelStatus) -> Option<u64>| -> Vec<(String, u64)> {
+        statuses
+            .iter()
+            .filter_map(|s| f(s).map(|v| (s.channel.clone(), v)))
+            .collect()
+    };
+    family(
+        "carapace_inbound_connected",
+        "gauge",
+        "1 while the channel's inbound connection is up, else 0",
+        rows(&|s| Some(u64::from(s.connection == ConnectionState::Connected))),
+    );
+    family(
+        "carapace_inbound_connects_total",
+        "counter",
+        "Connections that reached the platform's ready point",
+        rows(&|s| s.link.as_ref().map(|l| l.connects)),
+    );
+    family(
+        "carapace_inbound_reconnects_total",
+        "counter",
+        "Connections lost or refreshed and opened again",
+        rows(&|s| s.link.as_ref().map(|l| l.reconnects)),
+    );
+    family(
+        "carapace_inbound_resumes_total",
+        "counter",
+        "Sessions resumed without a new login (Discord)",
+        rows(&|s| s.link.as_ref().map(|l| l.resumes)),
+    );
+    family(
+        "carapace_inbound_messages_received_total",
+        "counter",
+        "Messages handed over by the channel's source (duplicates included)",
+        rows(&|s| Some(s.counters.received)),
+    );
+    family(
+        "carapace_inbound_messages_answered_total",
+        "counter",
+        "Turns run and replies sent",
+        rows(&|s| Some(s.counters.answered)),
+    );
+    family(
+        "carapace_inbound_messages_failed_total",
+        "counter",
+        "Turns or replies that failed",
+        rows(&|s| Some(s.counters.failed)),
+    );
+    out
 }

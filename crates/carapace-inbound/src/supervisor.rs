@@ -64,6 +64,7 @@ impl InboundService {
                     if sleep_or_cancel(Duration::from_secs(1), &me.shutdown).await {
                         return;
                     }
+                    me.refresh_links();
                     me.status.flush_dirty();
                 }
             });
@@ -136,6 +137,22 @@ impl InboundHandle {
         {
             tracing::warn!("inbound tasks did not stop within the grace period");
         }
+        inner.refresh_links();
         inner.status.flush();
+    }
+}
+
+impl Inner {
+    /// Copies each source's connection counters into its channel's status.
+    pub(crate) fn refresh_links(&self) {
+        let sources: Vec<Arc<dyn InboundSource>> = match self.sources.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for s in sources {
+            if let Some(link) = s.connection_stats() {
+                self.status.set_link(s.channel(), link);
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ pub struct ReplyRoute {
     pub channel: String,
     /// Target string (`room:!id:hs`, `channel:42`).
     pub target: String,
+    /// The thread of the conversation inside the target, if it is one (a `message` call that
+    /// defaults to this conversation gets it as `threadId`).
+    pub thread: Option<String>,
 }
 
 /// Session key → the conversation its current turn answers. Cheap to clone (shared).
@@ -114,6 +117,11 @@ impl ToolExecutor for ConversationTools {
             if same_channel {
                 args.insert("channel".into(), Value::String(route.channel.clone()));
                 args.insert("target".into(), Value::String(route.target.clone()));
+                if let Some(t) = &route.thread
+                    && args.get("threadId").is_none_or(|v| v.is_null())
+                {
+                    args.insert("threadId".into(), Value::String(t.clone()));
+                }
             }
         }
         self.inner.invoke(call)

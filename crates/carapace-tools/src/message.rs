@@ -45,7 +45,8 @@ pub(crate) fn spec() -> ToolSpec {
                 "path": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                 "filePath": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                 "buffer": {"type": "string", "description": "File content, base64"},
-                "filename": {"type": "string"}
+                "filename": {"type": "string"},
+                "threadId": {"type": "string", "description": "Post in this thread of the target (Slack thread_ts, Discord thread channel id, Telegram topic id, Matrix thread root event id); default: the thread the conversation is in"}
             },
             "required": ["target"]
         }),
@@ -140,6 +141,12 @@ pub async fn send(
         .unwrap_or_else(|| "inbox".to_string());
     let target = Target::parse(a.name(&["target", "to"])?)?;
     let caption = a.opt_str(&["caption"])?.map(str::to_string);
+    // A number is accepted too (Telegram topic ids are integers).
+    let thread = match call.args.get("threadId") {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => a.opt_name(&["threadId"])?.map(str::to_string),
+    }
+    .filter(|t| !t.is_empty());
     let mut text = a.opt_str(&["message", "text"])?.map(str::to_string);
     let mut paths;
     let mut buffer = None;
@@ -215,6 +222,7 @@ pub async fn send(
         caption,
         attachments: files.into_iter().map(|f| f.attachment).collect(),
         progress,
+        thread,
     };
     let delivered = adapter.send(msg).await?;
     let attachments: Vec<Value> = delivered

@@ -4,19 +4,24 @@
 use std::sync::Arc;
 
 use carapace_policy::Config;
-use carapace_policy::config::{AutoJoin, ChannelConfig};
+use carapace_policy::config::{AllowBotsSetting, AutoJoin, ChannelConfig};
 
 use super::InboundSource;
+use super::discord_gateway::{DiscordGatewaySettings, DiscordGatewaySource, DiscordIntents};
 use super::matrix_sync::{JoinPolicy, MatrixSource, MatrixSourceSettings};
+use super::slack_socket::{SlackSocketSettings, SlackSocketSource};
 use super::telegram_updates::{TelegramSource, TelegramSourceSettings};
+use super::websocket::AllowBots;
 use crate::ChannelError;
 
 /// Channels with an inbound source in this crate.
-pub const RECEIVING: &[&str] = &["matrix", "telegram"];
+pub const RECEIVING: &[&str] = &["matrix", "telegram", "discord", "slack"];
 
 fn secret(channel: &str, key: &str, c: &ChannelConfig) -> Result<String, ChannelError> {
     let s = match key {
         "accessToken" => c.access_token.as_ref(),
+        "appToken" => c.app_token.as_ref(),
+        "token" => c.token.as_ref().or(c.bot_token.as_ref()),
         _ => c.bot_token.as_ref().or(c.token.as_ref()),
     };
     let nc = |reason: String| ChannelError::NotConfigured {
@@ -34,6 +39,14 @@ fn secret(channel: &str, key: &str, c: &ChannelConfig) -> Result<String, Channel
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+fn allow_bots(c: &ChannelConfig) -> AllowBots {
+    match c.allow_bots.unwrap_or_default() {
+        AllowBotsSetting::Never => AllowBots::Never,
+        AllowBotsSetting::Mentions => AllowBots::Mentions,
+        AllowBotsSetting::Always => AllowBots::Always,
     }
 }
 
@@ -95,6 +108,41 @@ pub fn source_from_config(
                 s.api_base_url = u.clone();
             }
             Ok(Arc::new(TelegramSource::new(s)?))
+        }
+        "discord" => {
+            let mut s = DiscordGatewaySettings::new(secret(channel, "token", c)?);
+            if let Some(u) = &c.api_base_url {
+                s.api_base_url = u.clone();
+            }
+            let i = c.intents.clone().unwrap_or_default();
+            s.intents = DiscordIntents {
+                guild_members: i.guild_members.unwrap_or(false),
+                presence: i.presence.unwrap_or(false),
+                voice_states: i.voice_states.unwrap_or(false),
+            };
+            s.allow_bots = allow_bots(c);
+            Ok(Arc::new(DiscordGatewaySource::new(s)?))
+        }
+        "slack" => {
+            // Only Socket Mode is implemented; the config check refuses `mode: "http"`, and
+            // this refuses it again for configs built without that check.
+            if let Some(m) = c.mode.as_deref().filter(|m| *m != "socket") {
+                return Err(ChannelError::NotConfigured {
+                    channel: channel.into(),
+                    reason: format!(
+                        "channels.slack.mode {m:?} is not implemented; carapace receives Slack over Socket Mode only"
+                    ),
+                });
+            }
+            let mut s = SlackSocketSettings::new(
+                secret(channel, "appToken", c)?,
+                secret(channel, "botToken", c)?,
+            );
+            if let Some(u) = &c.api_base_url {
+                s.api_base_url = u.clone();
+            }
+            s.allow_bots = allow_bots(c);
+            Ok(Arc::new(SlackSocketSource::new(s)?))
         }
         other => Err(ChannelError::NotConfigured {
             channel: other.to_string(),

@@ -31,6 +31,7 @@ pub mod telegram_updates;
 
 pub use backoff::{Backoff, sleep_or_cancel};
 pub use cursor::CursorStore;
+pub use websocket::{AllowBots, ConnectionStats, ReconnectPolicy};
 
 /// Whether a conversation is a direct message or a group (room, guild channel, group chat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -214,6 +215,13 @@ pub trait InboundSource: Send + Sync {
     /// expire: Telegram's after 5 s). Default 4 s.
     fn typing_interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(4)
+    }
+
+    /// The connection counters of a source that keeps them (the Discord Gateway and Slack
+    /// Socket Mode sources: state, connects, reconnects, resumes, delivered, last error), for
+    /// `carapace channels status` and the metrics. Default: none.
+    fn connection_stats(&self) -> Option<ConnectionStats> {
+        None
     }
 }
 

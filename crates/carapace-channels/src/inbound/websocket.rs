@@ -81,7 +81,7 @@ pub(crate) fn random_between(lo: Duration, hi: Duration) -> Duration {
 }
 
 /// A WebSocket source's connection counters, for `carapace channels status` and the metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStats {
     /// The state last reported to the sink.
@@ -97,7 +97,7 @@ pub struct ConnectionStats {
     /// Messages handed to the sink and accepted.
     pub delivered: u64,
     /// The last connection error (no secrets), kept after recovery for diagnosis.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
 

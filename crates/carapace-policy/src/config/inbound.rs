@@ -225,3 +225,55 @@ pub struct BindingPeer {
     /// The sender id (direct) or the chat id (group, channel).
     pub id: String,
 }
+
+/// `channels.discord.intents`: the privileged Gateway intents asked for besides Message
+/// Content (each must also be switched on in Discord's developer portal).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DiscordIntentsConfig {
+    /// `GUILD_MEMBERS` ("Server Members Intent"), default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_members: Option<bool>,
+    /// `GUILD_PRESENCES` ("Presence Intent"), default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
+    /// `GUILD_VOICE_STATES`, default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_states: Option<bool>,
+}
+
+/// `channels.{discord,slack}.allowBots`: which messages of other bots are handed over
+/// (`false`, the default; `true`; or `"mentions"`: only those that mention this bot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AllowBotsSetting {
+    /// `false`
+    #[default]
+    Never,
+    /// `"mentions"`
+    Mentions,
+    /// `true`
+    Always,
+}
+
+impl Serialize for AllowBotsSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AllowBotsSetting::Never => s.serialize_bool(false),
+            AllowBotsSetting::Always => s.serialize_bool(true),
+            AllowBotsSetting::Mentions => s.serialize_str("mentions"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowBotsSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(false) => Ok(AllowBotsSetting::Never),
+            serde_json::Value::Bool(true) => Ok(AllowBotsSetting::Always),
+            serde_json::Value::String(s) if s == "mentions" => Ok(AllowBotsSetting::Mentions),
+            other => Err(serde::de::Error::custom(format!(
+                "{other} is not an allowBots value; use false, true or \"mentions\""
+            ))),
+        }
+    }
+}

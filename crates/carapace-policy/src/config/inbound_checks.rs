@@ -73,6 +73,41 @@ fn channel(id: &str, ch: &ChannelConfig) -> Check {
             "true is not supported: carapace has no end-to-end encryption, so it cannot read or answer in encrypted rooms (and never sends plaintext into them); remove the key or set it to false".into(),
         ));
     }
+    if let Some(m) = ch.mode.as_deref() {
+        match (id, m) {
+            ("slack", "socket") => {}
+            ("slack", "http") => {
+                return Err((
+                    at("mode"),
+                    "\"http\" (the Events API over HTTP request URLs) is not implemented: carapace receives Slack over Socket Mode only; set \"socket\" (or remove the key) and set channels.slack.appToken".into(),
+                ));
+            }
+            ("slack", other) => {
+                return Err((
+                    at("mode"),
+                    format!("{other:?} is not a Slack mode; carapace implements \"socket\""),
+                ));
+            }
+            _ => {
+                return Err((
+                    at("mode"),
+                    format!("channel {id} has no mode (only channels.slack.mode exists)"),
+                ));
+            }
+        }
+    }
+    if ch.intents.is_some() && id != "discord" {
+        return Err((
+            at("intents"),
+            format!("Gateway intents are a Discord setting; channel {id} has none"),
+        ));
+    }
+    if ch.app_token.is_some() && id != "slack" {
+        return Err((
+            at("appToken"),
+            format!("an app-level token is a Slack setting; channel {id} has none"),
+        ));
+    }
     if ch.receive == Some(true) && !RECEIVING_CHANNELS.contains(&id) {
         return Err((
             at("receive"),

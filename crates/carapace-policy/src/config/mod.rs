@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 pub use inbound::{
-    Binding, BindingMatch, BindingPeer, DmSettings, GroupRule, HooksConfig, IdList, SessionConfig,
+    AllowBotsSetting, Binding, BindingMatch, BindingPeer, DiscordIntentsConfig, DmSettings,
+    GroupRule, HooksConfig, IdList, SessionConfig,
 };
 pub use model::*;
 pub use tools::{
@@ -219,6 +220,7 @@ fn resolve_secrets(
             ("token", &mut ch.token),
             ("accessToken", &mut ch.access_token),
             ("url", &mut ch.url),
+            ("appToken", &mut ch.app_token),
         ] {
             if let Some(s) = slot.as_mut() {
                 fix(s, format!("channels.{id}.{key}"))?;

@@ -408,6 +408,18 @@ pub struct ChannelConfig {
     /// Matrix end-to-end encryption: carapace has none, so `true` is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<bool>,
+    /// Slack app-level token (`xapp-…`) that opens Socket Mode connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<Secret>,
+    /// Slack transport: only `"socket"` (the default) is implemented; `"http"` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Discord: privileged Gateway intents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intents: Option<super::inbound::DiscordIntentsConfig>,
+    /// Discord / Slack: messages of other bots (`false`, `true`, `"mentions"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_bots: Option<super::inbound::AllowBotsSetting>,
 }
 
 /// `channels.<id>.session`

@@ -21,7 +21,7 @@ pub const HANDLED_CHANNELS: &[&str] =
     &["inbox", "matrix", "discord", "telegram", "slack", "webhook"];
 
 /// Keys whose string values are secrets: never expanded here (see `Secret`), never shown.
-const SECRET_KEYS: &[&str] = &["botToken", "token", "accessToken"];
+const SECRET_KEYS: &[&str] = &["botToken", "token", "accessToken", "appToken"];
 
 enum Kind {
     /// Unknown keys are errors, except these OpenClaw keys, which are dropped with a warning.
@@ -239,6 +239,10 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "autoJoinAllowlist",
                 "textChunkLimit",
                 "encryption",
+                "appToken",
+                "mode",
+                "intents",
+                "allowBots",
             ],
             &[
                 "name",
@@ -254,10 +258,7 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "chunkMode",
                 "replyToMode",
                 "threadReplies",
-                "mode",
-                "appToken",
                 "signingSecret",
-                "allowBots",
                 "historyLimit",
                 "initialSyncLimit",
                 "deviceName",
@@ -321,6 +322,7 @@ fn rule(pattern: &str) -> Option<Kind> {
             &["mappings", "presets", "transformsDir", "gmail", "internal"],
         ),
         "channels.*.session" => Kind::Strict(&[]),
+        "channels.*.intents" => Kind::Strict(&[]),
         "gateway" => Kind::Mixed(
             &[
                 "bind",

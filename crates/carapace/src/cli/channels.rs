@@ -2,9 +2,9 @@
 //! as the running gateway last wrote them (`<state>/channels/<id>/status.json`), plus the
 //! pending pairing requests.
 
-use carapace_channels::inbound::ConnectionState;
 use carapace_channels::inbound::CursorStore;
 use carapace_channels::inbound::from_config::wants_source;
+use carapace_channels::inbound::{ConnectionState, ConnectionStats};
 use carapace_inbound::{PairingStore, read_status};
 use carapace_policy::ErrorEnvelope;
 use clap::Subcommand;
@@ -35,6 +35,14 @@ fn state_word(s: &ConnectionState) -> String {
         ConnectionState::Stopped { error: None } => "stopped".into(),
         ConnectionState::Stopped { error: Some(_) } => "stopped on an error".into(),
     }
+}
+
+/// A WebSocket source's connection counters, as the status line shows them.
+fn link_words(l: &ConnectionStats) -> String {
+    format!(
+        "  connects {} reconnects {} resumes {} delivered {}",
+        l.connects, l.reconnects, l.resumes, l.delivered
+    )
 }
 
 /// Runs a `channels` subcommand.
@@ -76,6 +84,9 @@ pub async fn run(cmd: ChannelsCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                 n.received, n.answered, n.paired, n.dropped, n.limited, n.failed
             ));
         }
+        if let Some(l) = status.as_ref().and_then(|s| s.link.as_ref()) {
+            line.push_str(&link_words(l));
+        }
         if pending > 0 {
             line.push_str(&format!("  {pending} pairing request(s) waiting"));
         }
@@ -100,10 +111,31 @@ pub async fn run(cmd: ChannelsCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             "lastErrorAt": status.as_ref().and_then(|s| s.last_error_at.clone()),
             "lastMessageAt": status.as_ref().and_then(|s| s.last_message_at.clone()),
             "counters": status.as_ref().map(|s| json!(s.counters)),
+            "link": status.as_ref().and_then(|s| s.link.as_ref()).map(|l| json!(l)),
             "updatedAt": status.as_ref().map(|s| s.updated_at.clone()),
             "pendingPairing": pending,
         }));
     }
     emit_ok(g.json, json!({"channels": out}), &lines.join("\n"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_counters_are_shown() {
+        let l = ConnectionStats {
+            connects: 3,
+            reconnects: 2,
+            resumes: 1,
+            delivered: 9,
+            ..ConnectionStats::default()
+        };
+        assert_eq!(
+            link_words(&l),
+            "  connects 3 reconnects 2 resumes 1 delivered 9"
+        );
+    }
 }

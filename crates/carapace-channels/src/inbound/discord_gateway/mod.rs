@@ -306,6 +306,10 @@ impl InboundSource for DiscordGatewaySource {
         CHANNEL
     }
 
+    fn connection_stats(&self) -> Option<ConnectionStats> {
+        Some(self.stats())
+    }
+
     async fn run(
         &self,
         sink: Arc<dyn InboundSink>,
