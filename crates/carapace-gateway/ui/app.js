@@ -172,7 +172,7 @@ async function sendChat(ev) {
     const tools = {};
     await readEvents(resp, (e) => {
       switch (e.type) {
-        case "text": textNode.textContent += e.text; break;
+        case "text": textNode.textContent += e.text; reply.dataset.deltas = String(Number(reply.dataset.deltas || 0) + 1); break;
         case "retry": textNode.textContent = ""; reply.append(el("div", { class: "muted", text: "retrying with " + e.next + " (" + e.code + ")" })); break;
         case "tool_started": { const t = toolView(e); tools[e.id] = t; reply.insertBefore(t, textNode); break; }
         case "tool_finished": {
