@@ -108,7 +108,9 @@ pub async fn headers_and_origin(req: Request, next: Next) -> Response {
     set(h, "content-security-policy", CSP);
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // `same-origin`, not `no-referrer`: with `no-referrer` a browser sends `Origin: null` on
+    // the login form's POST, which the origin check must refuse.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(h, "cross-origin-resource-policy", "same-origin");
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -105,7 +105,18 @@ pub async fn session_show(State(st): State<UiState>, Query(q): Query<KeyQuery>) 
     let store = SessionStore::new(&config.state_dir);
     match store.show(&q.key, None) {
         Ok(v) => ok(json!({"ok": true, "session": v})),
-        Err(e) => refuse(&e.to_envelope()),
+        Err(e) => {
+            // A session just reset has an id but no transcript file until its next message.
+            let fresh = store
+                .list(None)
+                .ok()
+                .and_then(|l| l.into_iter().find(|s| s.session_key == q.key));
+            match fresh {
+                Some(summary) if e.code() == ErrorCode::NotFound => ok(json!({"ok": true,
+                    "session": {"summary": summary, "events": [], "report": {}}})),
+                _ => refuse(&e.to_envelope()),
+            }
+        }
     }
 }
 

@@ -276,24 +276,36 @@ impl Chrome {
     }
 }
 
-/// Evaluates `js` (an expression, awaited when it is a promise) and returns its string value.
-pub async fn eval(page: &chromiumoxide::Page, js: &str) -> String {
+async fn try_eval(page: &chromiumoxide::Page, js: &str) -> Result<String, String> {
     let r = page
         .evaluate(format!("(async () => String(await ({js})))()"))
         .await
-        .unwrap_or_else(|e| panic!("evaluating {js}: {e}"));
-    r.into_value::<String>().unwrap()
+        .map_err(|e| e.to_string())?;
+    r.into_value::<String>().map_err(|e| e.to_string())
 }
 
-/// Waits (bounded, generous) until `js` evaluates to "true".
+/// Evaluates `js` (an expression, awaited when it is a promise) and returns its string value.
+pub async fn eval(page: &chromiumoxide::Page, js: &str) -> String {
+    try_eval(page, js)
+        .await
+        .unwrap_or_else(|e| panic!("evaluating {js}: {e}"))
+}
+
+/// Waits (bounded, generous) until `js` evaluates to "true" (a page that is navigating counts
+/// as not yet).
 pub async fn wait_js(page: &chromiumoxide::Page, what: &str, js: &str) {
-    for _ in 0..1200 {
-        if eval(page, js).await == "true" {
+    for _ in 0..400 {
+        if try_eval(page, js).await.as_deref() == Ok("true") {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out waiting for {what} ({js})");
+    let state = try_eval(
+        page,
+        "location.href + ' | ' + document.body.innerText.slice(0, 300)",
+    )
+    .await;
+    panic!("timed out waiting for {what} ({js}); the page: {state:?}");
 }
 
 /// Writes a screenshot of `page` as `docs/img/ui-<name>.png` when `CARAPACE_UI_SCREENSHOTS` names
