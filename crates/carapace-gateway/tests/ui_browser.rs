@@ -207,16 +207,20 @@ async fn a_person_logs_in_chats_and_manages_the_gateway_in_a_real_browser() {
     )
     .await;
     let v: Value = serde_json::from_str(&pixels).unwrap();
-    assert_eq!((v["w"].as_u64(), v["h"].as_u64()), (Some(8), Some(6)));
+    let (w, h) = (ui_support::PNG_W, ui_support::PNG_H);
+    assert_eq!(
+        (v["w"].as_u64(), v["h"].as_u64()),
+        (Some(w.into()), Some(h.into()))
+    );
     let px: Vec<u8> = v["px"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap() as u8)
         .collect();
-    for y in 0..6u32 {
-        for x in 0..8u32 {
-            let i = ((y * 8 + x) * 4) as usize;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
             assert_eq!(
                 &px[i..i + 4],
                 &ui_support::test_png_pixel(x, y),
@@ -375,6 +379,7 @@ async fn a_person_logs_in_chats_and_manages_the_gateway_in_a_real_browser() {
     .await;
     let tools = eval(&page, "Array.from(document.querySelectorAll('#audit-body tr td:nth-child(2)')).map(t => t.textContent).join(',')").await;
     assert_eq!(tools, "exec,exec");
+    screenshot(&page, "audit").await;
     eval(&page, &format!("(() => {{ document.getElementById('audit-session').value = {}; document.getElementById('audit-form').requestSubmit(); return 1; }})()", serde_json::to_string(WEB_SESSION).unwrap())).await;
     wait_js(
         &page,

@@ -44,7 +44,7 @@ async function api(path, body, raw) {
 
 function errorBox(env) {
   const box = el("div", { class: "error-box" },
-    el("strong", { text: env.code || "ERROR" }), " ", el("span", { class: "msg", text: env.message || "" }));
+    el("strong", { text: env.code || "ERROR" }), " ", el("span", { class: "err-msg", text: env.message || "" }));
   if (env.hint) box.append(el("div", { class: "hint", text: "hint: " + env.hint }));
   return box;
 }
@@ -67,6 +67,7 @@ function cell(v) { return el("td", { text: v === null || v === undefined ? "" : 
 const loaders = {};
 function show(view) {
   if (!loaders[view]) view = "chat";
+  $("flash").hidden = true;
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
   if (location.hash !== "#" + view) history.replaceState(null, "", "#" + view);
@@ -264,11 +265,11 @@ async function explain(ev) {
   clear(out);
   const dl = el("dl", { class: "facts" });
   const fact = (k, v) => dl.append(el("dt", { text: k }), el("dd", { text: v }));
-  const why = (d) => d.value + " (from " + d.from + ")";
   fact("session", e.sessionKey); fact("agent", e.agentId);
-  fact("mode", why(e.mode));
+  fact("mode", j.why.mode);
   fact("sandboxed", e.sandboxed ? "yes" : "NO — exec runs on the host, unsandboxed");
-  fact("workspaceAccess", why(e.workspaceAccess)); fact("scope", why(e.scope));
+  fact("workspaceAccess", j.why.workspaceAccess); fact("scope", j.why.scope);
+  fact("workspaceRoot", j.why.workspaceRoot); fact("agentWorkspace", j.why.agentWorkspace);
   fact("backend", j.backendKind); if (j.user) fact("user", j.user);
   if (j.container) fact("container", j.container);
   out.append(dl);

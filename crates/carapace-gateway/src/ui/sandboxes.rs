@@ -116,8 +116,16 @@ pub async fn explain(State(st): State<UiState>, Query(t): Query<Target>) -> Resp
     } else {
         None
     };
+    let from = |v: String, l: &carapace_policy::Layer| format!("{v} (from {l})");
+    let why = json!({
+        "mode": from(eff.mode.value.to_string(), &eff.mode.from),
+        "workspaceAccess": from(eff.workspace_access.value.to_string(), &eff.workspace_access.from),
+        "scope": from(eff.scope.value.to_string(), &eff.scope.from),
+        "workspaceRoot": from(eff.workspace_root.value.display().to_string(), &eff.workspace_root.from),
+        "agentWorkspace": from(eff.agent_workspace.value.display().to_string(), &eff.agent_workspace.from),
+    });
     Json(
-        json!({"ok": true, "effective": eff, "mounts": rows, "backend": status,
+        json!({"ok": true, "effective": eff, "why": why, "mounts": rows, "backend": status,
                 "backendKind": kind.as_str(), "user": user, "limits": limits,
                 "container": container}),
     )

@@ -157,20 +157,18 @@ pub async fn start(script: Option<Vec<Step>>) -> Running {
     }
 }
 
-/// An 8×6 PNG: left half red, right half blue, the top-left pixel green.
+/// Width and height of the test PNG.
+pub const PNG_W: u32 = 160;
+/// Height of the test PNG.
+pub const PNG_H: u32 = 96;
+
+/// A 160×96 PNG: left half red, right half blue, a green 16×16 square at the top left.
 pub fn test_png() -> Vec<u8> {
-    let (w, h) = (8u32, 6u32);
+    let (w, h) = (PNG_W, PNG_H);
     let mut data = Vec::new();
     for y in 0..h {
         for x in 0..w {
-            let px = if x == 0 && y == 0 {
-                [0, 200, 0, 255]
-            } else if x < w / 2 {
-                [255, 0, 0, 255]
-            } else {
-                [0, 0, 255, 255]
-            };
-            data.extend_from_slice(&px);
+            data.extend_from_slice(&test_png_pixel(x, y));
         }
     }
     let mut out = Vec::new();
@@ -186,9 +184,9 @@ pub fn test_png() -> Vec<u8> {
 
 /// The pixel at (x, y) of the test PNG.
 pub fn test_png_pixel(x: u32, y: u32) -> [u8; 4] {
-    if x == 0 && y == 0 {
+    if x < 16 && y < 16 {
         [0, 200, 0, 255]
-    } else if x < 4 {
+    } else if x < PNG_W / 2 {
         [255, 0, 0, 255]
     } else {
         [0, 0, 255, 255]
