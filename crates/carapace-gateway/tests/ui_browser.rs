@@ -98,6 +98,19 @@ async fn a_person_logs_in_chats_and_manages_the_gateway_in_a_real_browser() {
             ))
         }),
         Step::reply(Reply::text(HOSTILE)),
+        Step::with(|seen| {
+            let text = seen.last_user_text();
+            match text
+                .split_whitespace()
+                .find(|w| w.starts_with("/workspace/media/inbound/"))
+            {
+                Some(p) if seen.last_user_has_image() => Reply::text(&format!(
+                    "I can see your picture; it is at {}",
+                    p.trim_end_matches(']')
+                )),
+                _ => Reply::text(&format!("no picture arrived: {text}")),
+            }
+        }),
     ]))
     .await;
     // What the agent will send: a PNG in the media store.
@@ -235,6 +248,34 @@ async fn a_person_logs_in_chats_and_manages_the_gateway_in_a_real_browser() {
     assert_eq!(eval(&page, &format!("{second}.textContent")).await, HOSTILE);
     assert_eq!(eval(&page, "typeof window.__pwned").await, "undefined");
     assert_eq!(eval(&page, "document.querySelectorAll('#messages img[src=\"x\"], #messages script, #messages b').length").await, "0");
+
+    // A file the person attaches goes through the inbound media path into the workspace.
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        ui_support::test_png(),
+    );
+    eval(
+        &page,
+        &format!(
+            "(() => {{ const b = Uint8Array.from(atob('{b64}'), c => c.charCodeAt(0)); const dt = new DataTransfer();
+               dt.items.add(new File([b], 'photo.png', {{type: 'image/png'}}));
+               const i = document.getElementById('chat-file'); i.files = dt.files; i.dispatchEvent(new Event('change')); return 1; }})()"
+        ),
+    )
+    .await;
+    send(&page, "What is in this picture?", 3).await;
+    let third = eval(
+        &page,
+        "document.querySelectorAll('.msg.agent[data-done]')[2].querySelector('.text').textContent",
+    )
+    .await;
+    let placed = third
+        .strip_prefix("I can see your picture; it is at /workspace/")
+        .unwrap_or_else(|| panic!("the model did not get the picture: {third}"));
+    assert_eq!(
+        std::fs::read(gw.ws.join(placed)).unwrap(),
+        ui_support::test_png()
+    );
     screenshot(&page, "chat").await;
 
     // Sessions: the web session with its transcript, then reset.
@@ -267,7 +308,7 @@ async fn a_person_logs_in_chats_and_manages_the_gateway_in_a_real_browser() {
     wait_js(
         &page,
         "the transcript",
-        "document.querySelectorAll('#transcript-body .t-user').length === 2",
+        "document.querySelectorAll('#transcript-body .t-user').length === 3",
     )
     .await;
     screenshot(&page, "sessions").await;

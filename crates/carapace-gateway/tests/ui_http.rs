@@ -259,7 +259,7 @@ async fn the_chat_streams_events_and_offers_only_files_the_outbound_rules_let_ou
         Step::with(move |_| {
             Reply::text(&format!(
                 "Here it is.\nMEDIA:{}\nMEDIA:/etc/passwd",
-                p.lock().unwrap()
+                p.lock().unwrap().replace('|', "\nMEDIA:")
             ))
         }),
     ]))
@@ -270,7 +270,14 @@ async fn the_chat_streams_events_and_offers_only_files_the_outbound_rules_let_ou
     let saved = store
         .save_bytes(&ui_support::test_png(), Some("shot.png"), None)
         .unwrap();
-    *png_path.lock().unwrap() = saved.path.display().to_string();
+    let notes = store
+        .save_bytes(
+            b"<html><script>alert(1)</script></html>",
+            Some("notes.html"),
+            None,
+        )
+        .unwrap();
+    *png_path.lock().unwrap() = format!("{}|{}", saved.path.display(), notes.path.display());
 
     let (cookie, csrf) = login(&gw.base).await;
     let r = client()
@@ -304,9 +311,30 @@ async fn the_chat_streams_events_and_offers_only_files_the_outbound_rules_let_ou
         kinds.iter().filter(|k| **k == "text").count() > 1,
         "streamed in pieces: {kinds:?}"
     );
-    let att = events.iter().find(|e| e["type"] == "attachment").unwrap();
+    let atts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "attachment")
+        .collect();
+    assert_eq!(atts.len(), 2, "{events:?}");
+    let att = atts[0];
     assert_eq!(att["mime"], "image/png");
     assert_eq!(att["inline"], true);
+    // Anything but a plain image is a download, never rendered by the page's origin.
+    assert_eq!(atts[1]["inline"], false);
+    let html = client()
+        .get(format!("{}{}", gw.base, atts[1]["url"].as_str().unwrap()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.headers()["content-type"], "application/octet-stream");
+    assert!(
+        html.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"notes.html\"")
+    );
+    assert_eq!(html.headers()["x-content-type-options"], "nosniff");
     let refused = events
         .iter()
         .find(|e| e["type"] == "attachment_refused")

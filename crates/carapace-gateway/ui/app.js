@@ -32,7 +32,7 @@ async function api(path, body, raw) {
   if (body !== undefined) {
     opts.method = "POST";
     opts.headers["x-csrf-token"] = state.csrf;
-    if (raw) { opts.body = body.data; opts.headers["content-type"] = body.type || "application/octet-stream"; opts.headers["x-filename"] = encodeURIComponent(body.name); }
+    if (raw) { opts.body = body.data; opts.headers["content-type"] = body.type || "application/octet-stream"; opts.headers["x-filename"] = encodeURIComponent(body.name); opts.headers["x-session"] = state.session; }
     else { opts.body = JSON.stringify(body); opts.headers["content-type"] = "application/json"; }
   }
   const r = await fetch(path, opts);
@@ -154,7 +154,7 @@ async function sendChat(ev) {
       uploads.push(u.id);
     }
     const mine = bubble("user", text);
-    for (const f of files) mine.append(el("div", { class: "attached", text: "📎 " + f.name }));
+    for (const f of files) mine.append(el("div", { class: "attached", text: "attached: " + f.name }));
     input.value = ""; $("chat-file").value = ""; $("chat-files").textContent = "";
     const reply = bubble("agent", "");
     reply.classList.add("streaming");
@@ -187,7 +187,7 @@ async function sendChat(ev) {
         }
         case "attachment":
           if (e.inline) reply.append(el("figure", { class: "attachment" }, el("img", { class: "attachment-image", src: e.url, alt: e.name }), el("figcaption", { text: e.name })));
-          else reply.append(el("a", { class: "attachment-file", href: e.url, download: e.name, text: "⬇ " + e.name + " (" + e.bytes + " bytes)" }));
+          else reply.append(el("a", { class: "attachment-file", href: e.url, download: e.name, text: "download " + e.name + " (" + e.bytes + " bytes)" }));
           break;
         case "attachment_refused":
           reply.append(el("div", { class: "muted", text: "a file was not sent: " + e.path }), errorBox(e.error));

@@ -1,5 +1,5 @@
 //! The chat view's API: a message in, the turn's events out as NDJSON (one JSON object per
-//! line, flushed as they happen); uploads into the media store; the files the agent sent.
+//! line, flushed as they happen) and the files the agent sent (uploads: `upload.rs`).
 //!
 //! A file the agent attaches (`MEDIA:` line) is offered only when the outbound rules of
 //! carapace-media let it leave for this session (the same checks as a send to any channel:
@@ -11,12 +11,10 @@ use std::io::Read as _;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use carapace_agent::ImageData;
-use carapace_media::{MediaSettings, MediaStore, OutboundPolicy, open_outbound};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use carapace_media::{MediaSettings, OutboundPolicy, open_outbound};
 use carapace_policy::session::SessionKey;
 use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, ResolveInput};
 use serde::Deserialize;
@@ -25,14 +23,12 @@ use serde_json::{Value, json};
 use super::backend::{ChatEvent, ChatTurn};
 use super::guard::refuse;
 use super::login::Session;
-use super::state::{Sent, UiState, Upload};
+use super::state::{Sent, UiState};
 
 /// The session the chat opens with.
 pub const DEFAULT_WEB_SESSION: &str = "agent:main:web:direct:owner";
 /// Image types shown inline (anything else is a download; SVG never renders).
 const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
-/// Largest image also given to the model as an image.
-const MAX_MODEL_IMAGE_BYTES: u64 = 5 * 1024 * 1024;
 
 fn bad(msg: impl Into<String>) -> ErrorEnvelope {
     ErrorEnvelope::new(ErrorCode::BadRequest, msg)
@@ -92,25 +88,21 @@ pub async fn send(
     let mut text = req.text.clone();
     let mut images = Vec::new();
     for id in &req.uploads {
-        let Some(u) = st.uploads().get(id) else {
-            return refuse(&bad(format!("no upload {id}")).with_hint("upload the file again"));
+        let Some(u) = st.uploads().get(id).filter(|u| u.session_key == key) else {
+            return refuse(
+                &bad(format!("no upload {id} for this session")).with_hint("upload the file again"),
+            );
+        };
+        let at = match (&u.agent_path, &u.note) {
+            (Some(p), _) => format!("at {p}"),
+            (None, Some(n)) => format!("not in the workspace: {n}"),
+            (None, None) => "in the media store".to_string(),
         };
         text.push_str(&format!(
-            "\n[attached file: {} ({}, {} bytes) saved at {}]",
-            u.name,
-            u.mime,
-            u.bytes,
-            u.path.display()
+            "\n[attached file: {} ({}, {} bytes) {at}]",
+            u.name, u.mime, u.bytes
         ));
-        if INLINE_TYPES.contains(&u.mime.as_str())
-            && u.bytes <= MAX_MODEL_IMAGE_BYTES
-            && let Ok(bytes) = read_store_file(&st.config(), &u)
-        {
-            images.push(ImageData {
-                mime: u.mime.clone(),
-                data: base64::engine::general_purpose::STANDARD.encode(bytes),
-            });
-        }
+        images.extend(u.image.clone());
     }
     if text.trim().is_empty() {
         return refuse(&bad("the message is empty"));
@@ -190,24 +182,6 @@ fn check_sent(
     open_outbound(&policy, path, "web", limit).map_err(|e| e.to_envelope())
 }
 
-fn read_store_file(config: &Config, u: &Upload) -> Result<Vec<u8>, ErrorEnvelope> {
-    let settings = MediaSettings::from_config(config);
-    let policy = OutboundPolicy::new(config, None);
-    let mut f = open_outbound(
-        &policy,
-        &u.path.to_string_lossy(),
-        "web",
-        settings.max_bytes,
-    )
-    .map_err(|e| e.to_envelope())?;
-    let mut out = Vec::new();
-    f.attachment
-        .file
-        .read_to_end(&mut out)
-        .map_err(|e| ErrorEnvelope::new(ErrorCode::Internal, format!("read: {e}")))?;
-    Ok(out)
-}
-
 /// `GET /ui/api/media/{id}`: a file the agent sent, checked again on the opened fd.
 pub async fn media(State(st): State<UiState>, Path(id): Path<String>) -> Response {
     let Some(sent) = st.sent().get(&id) else {
@@ -262,99 +236,4 @@ pub async fn media(State(st): State<UiState>, Path(id): Path<String>) -> Respons
         HeaderValue::from_static("private, max-age=3600"),
     );
     r
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `POST /ui/api/upload` (the file's bytes as the body, its name in `x-filename`, URL-encoded):
-/// saves it in the media store — type sniffed from the bytes, 0644, `media.maxBytes` — and
-/// returns an id to name in the next chat message.
-pub async fn upload(
-    State(st): State<UiState>,
-    Extension(_login): Extension<Session>,
-    req: Request,
-) -> Response {
-    let config = st.config();
-    let settings = MediaSettings::from_config(&config);
-    let name = req
-        .headers()
-        .get("x-filename")
-        .and_then(|v| v.to_str().ok())
-        .map(percent_decode)
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "upload".into());
-    let declared = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let limit = usize::try_from(settings.max_bytes).unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return refuse(
-                &ErrorEnvelope::new(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "the file is larger than media.maxBytes ({} bytes)",
-                        settings.max_bytes
-                    ),
-                )
-                .with_detail("limit", settings.max_bytes),
-            );
-        }
-    };
-    let saved = tokio::task::spawn_blocking(move || {
-        let store = MediaStore::open(settings).map_err(|e| e.to_envelope())?;
-        store
-            .save_bytes(&bytes, Some(&name), declared.as_deref())
-            .map(|s| (s, name))
-            .map_err(|e| e.to_envelope())
-    })
-    .await;
-    let (saved, name) = match saved {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return refuse(&e),
-        Err(e) => {
-            return refuse(&ErrorEnvelope::new(
-                ErrorCode::Internal,
-                format!("saving failed: {e}"),
-            ));
-        }
-    };
-    let up = Upload {
-        path: saved.path.clone(),
-        name: name.clone(),
-        mime: saved.mime.clone(),
-        bytes: saved.bytes,
-    };
-    match st.uploads().insert(up) {
-        Ok(id) => (
-            StatusCode::OK,
-            axum::Json(
-                json!({"ok": true, "id": id, "name": name, "mime": saved.mime,
-                              "bytes": saved.bytes, "path": saved.path}),
-            ),
-        )
-            .into_response(),
-        Err(e) => refuse(&e),
-    }
 }

@@ -30,6 +30,7 @@ mod login;
 mod runtime_chat;
 mod sandboxes;
 mod state;
+mod upload;
 mod views;
 
 use std::sync::Arc;
@@ -90,7 +91,7 @@ pub fn router(gw: Gateway, opts: UiOptions) -> Router {
     let api = Router::new()
         .route("/ui/api/me", get(views::me))
         .route("/ui/api/chat", post(chat::send))
-        .route("/ui/api/upload", post(chat::upload))
+        .route("/ui/api/upload", post(upload::upload))
         .route("/ui/api/media/{id}", get(chat::media))
         .route("/ui/api/sessions", get(views::sessions))
         .route("/ui/api/sessions/show", get(views::session_show))

@@ -16,17 +16,25 @@ use crate::reload::ConfigLoader;
 /// Most uploads and sent files remembered (oldest forgotten first).
 const MAX_FILES: usize = 512;
 
-/// A file the person uploaded, saved in the media store.
+/// A file the person uploaded, placed by the inbound media path.
 #[derive(Debug, Clone)]
 pub struct Upload {
-    /// The media-store copy.
-    pub path: PathBuf,
+    /// The chat session it was placed for.
+    pub session_key: String,
     /// The name the person gave it.
     pub name: String,
     /// The sniffed type.
     pub mime: String,
     /// Size.
     pub bytes: u64,
+    /// The media-store copy.
+    pub store_path: PathBuf,
+    /// The path the agent sees (`/workspace/media/inbound/…`), when it could be placed there.
+    pub agent_path: Option<String>,
+    /// The image for the model, when it is one.
+    pub image: Option<carapace_agent::ImageData>,
+    /// Why it is not in the workspace, when it is not.
+    pub note: Option<String>,
 }
 
 /// A file the agent sent in a reply: the path as the agent named it, and the session whose
@@ -82,6 +90,8 @@ struct Inner {
     logins: Logins,
     uploads: Mutex<Files<Upload>>,
     sent: Mutex<Files<Sent>>,
+    sandboxes: Arc<carapace_sandbox::SandboxManager>,
+    sweeper: Arc<carapace_tools::StagingSweeper>,
 }
 
 /// The page's state. Cheap to clone.
@@ -106,6 +116,8 @@ impl UiState {
                 logins: Logins::default(),
                 uploads: Mutex::new(Files::new()),
                 sent: Mutex::new(Files::new()),
+                sandboxes: Arc::new(carapace_sandbox::SandboxManager::new()),
+                sweeper: Arc::new(carapace_tools::StagingSweeper::new()),
             }),
         }
     }
@@ -147,6 +159,15 @@ impl UiState {
     /// Uploaded files.
     pub fn uploads(&self) -> MutexGuard<'_, Files<Upload>> {
         lock(&self.inner.uploads)
+    }
+
+    /// A tool context over `config` (uploads are placed into session workspaces with it).
+    pub fn tool_context(&self, config: Arc<Config>) -> carapace_tools::ToolContext {
+        carapace_tools::ToolContext::with_parts(
+            config,
+            Arc::clone(&self.inner.sandboxes),
+            Arc::clone(&self.inner.sweeper),
+        )
     }
 
     /// Files the agent sent.
