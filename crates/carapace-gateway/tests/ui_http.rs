@@ -102,7 +102,41 @@ async fn login_sets_a_strict_http_only_cookie_and_keeps_the_token_out_of_urls() 
         .await
         .unwrap();
     assert_eq!(me["ok"], true);
-    assert!(me["csrf"].as_str().unwrap().len() >= 32);
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    assert!(csrf.len() >= 32);
+
+    // A body the API cannot read is the envelope too, not plain text.
+    let bad = client()
+        .post(format!("{}/ui/api/sessions/reset", gw.base))
+        .header("cookie", &cookie)
+        .header("origin", &gw.base)
+        .header("x-csrf-token", &csrf)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let e: Value = bad.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "BAD_REQUEST");
+
+    // Logging out ends the login.
+    let out = client()
+        .post(format!("{}/ui/logout", gw.base))
+        .header("cookie", &cookie)
+        .header("origin", &gw.base)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let after = client()
+        .get(format!("{}/ui/api/me", gw.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
 }
 
 #[tokio::test]

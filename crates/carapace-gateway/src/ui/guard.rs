@@ -9,11 +9,14 @@
 //! reads (`GET /ui/api/…`) from another site are refused too, so another page cannot embed a
 //! file the agent sent.
 
+use std::panic::AssertUnwindSafe;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use carapace_policy::{ErrorCode, ErrorEnvelope};
+use futures_util::FutureExt as _;
 use subtle::ConstantTimeEq;
 
 use super::state::UiState;
@@ -72,6 +75,43 @@ pub fn check_same_origin(h: &HeaderMap) -> Result<(), ErrorEnvelope> {
     }
 }
 
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// An error some extractor answered in plain text (bad JSON, a wrong content type) as the
+/// envelope, keeping its status and its text as the message.
+async fn envelope_for_bare(resp: Response) -> Response {
+    let status = resp.status();
+    let text = match http_body_util::BodyExt::collect(resp.into_body()).await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code = match status.as_u16() {
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::PermissionDenied,
+        404 => ErrorCode::NotFound,
+        413 => ErrorCode::TooLarge,
+        s if (400..500).contains(&s) => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string()
+    } else {
+        text.chars().take(500).collect()
+    };
+    let mut r =
+        refuse(&ErrorEnvelope::new(code, message).with_detail("httpStatus", status.as_u16()));
+    *r.status_mut() = status;
+    r
+}
+
 fn set(h: &mut HeaderMap, name: &'static str, value: &'static str) {
     h.insert(name, HeaderValue::from_static(value));
 }
@@ -102,8 +142,24 @@ pub async fn headers_and_origin(req: Request, next: Next) -> Response {
             tracing::warn!(path = %req.uri().path(), "web page: cross-origin request refused");
             refuse(&env)
         }
-        None => next.run(req).await,
+        None => match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+            Ok(r) => r,
+            Err(payload) => {
+                let what = crate::gateway::panic_message(payload);
+                tracing::error!("web page handler panicked: {what}");
+                refuse(
+                    &ErrorEnvelope::new(
+                        ErrorCode::Internal,
+                        "the page failed unexpectedly (a bug)",
+                    )
+                    .with_hint("this is a carapace bug; report it with the request id"),
+                )
+            }
+        },
     };
+    if (resp.status().is_client_error() || resp.status().is_server_error()) && !is_json(&resp) {
+        resp = envelope_for_bare(resp).await;
+    }
     let h = resp.headers_mut();
     set(h, "content-security-policy", CSP);
     set(h, "x-frame-options", "DENY");
