@@ -193,13 +193,15 @@ pub fn test_png_pixel(x: u32, y: u32) -> [u8; 4] {
     }
 }
 
-/// The Chromium binary: `CARAPACE_TEST_CHROMIUM`, else `chromium` on PATH. Missing: the test
-/// is skipped, or fails under `CARAPACE_TEST_STRICT=1`.
+/// The Chromium binary: `CARAPACE_TEST_CHROMIUM` or `CARAPACE_CHROMIUM`, else `chromium` on
+/// PATH. Missing: the test is skipped, or fails under `CARAPACE_TEST_STRICT=1`.
 pub fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CARAPACE_TEST_CHROMIUM") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Some(p);
+    for var in ["CARAPACE_TEST_CHROMIUM", "CARAPACE_CHROMIUM"] {
+        if let Some(p) = std::env::var_os(var) {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                return Some(p);
+            }
         }
     }
     let found = ["chromium", "chromium-browser", "google-chrome"]
