@@ -25,9 +25,9 @@ use super::state::UiState;
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The Content-Security-Policy of every response: scripts and styles only from the page's own
-/// files (no inline script, no eval), images from itself and `blob:`, fetches only to itself,
+/// files (no inline script, no eval), images from itself, fetches only to itself,
 /// forms only to itself, never framed.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An envelope as the page's JSON error (status of the one table).
 pub fn refuse(env: &ErrorEnvelope) -> Response {
