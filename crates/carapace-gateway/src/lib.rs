@@ -30,6 +30,7 @@ pub mod reload;
 pub mod run;
 pub mod server;
 pub mod tools_backend;
+pub mod ui;
 
 pub use call::{BackendFactory, Origin, ToolBackend, ToolCall, ToolSpec};
 pub use gateway::{CallRequest, Gateway, Limits, Transport};

@@ -79,7 +79,11 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     let bound = crate::server::bind(addr).await?;
     let mcp = HttpMcp::new(gw.clone(), bound.addr.ip().is_loopback());
     let end_mcp_sessions = mcp.shutdown_handle();
-    let app = crate::server::router(gw.clone(), Some(mcp));
+    let ui = crate::ui::UiOptions {
+        loader: Some(loader.clone()),
+        ..crate::ui::UiOptions::new(Arc::new(config.clone()), None)
+    };
+    let app = crate::server::router(gw.clone(), Some(mcp)).merge(crate::ui::router(gw.clone(), ui));
     on_ready(&Ready {
         addr: bound.addr,
         token,
