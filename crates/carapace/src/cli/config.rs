@@ -84,6 +84,7 @@ pub async fn run(cmd: ConfigCmd, g: &Global) -> Result<(), ErrorEnvelope> {
             let eff = config.resolve(&input).map_err(|e| e.to_envelope())?;
             let policies = tool_policies(&config, &input)?;
             let value = json!({ "effective": eff, "tools": config.file.tools,
+                "models": config.models.to_redacted_json(),
                 "toolPolicy": tool_policy_json(&policies),
                 "media": {
                 "dir": config.media_dir(), "fileMode": config.file.media.file_mode.unwrap_or(carapace_policy::config::Mode(0o644)),
