@@ -1378,7 +1378,6 @@ impl ModelsSettings {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

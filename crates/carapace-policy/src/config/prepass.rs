@@ -333,6 +333,7 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "auth",
                 "tools",
                 "mcp",
+                "http",
             ],
             &[
                 "mode",
@@ -340,7 +341,6 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "remote",
                 "tailscale",
                 "reload",
-                "http",
                 "trustedProxies",
                 "tls",
                 "customBindHost",
@@ -348,6 +348,9 @@ fn rule(pattern: &str) -> Option<Kind> {
             ],
         ),
         "gateway.tools" | "gateway.mcp" | "gateway.mcp.tools" => Kind::Strict(&[]),
+        "gateway.http" => Kind::Mixed(&["endpoints"], &["securityHeaders"]),
+        "gateway.http.endpoints" => Kind::Mixed(&["chatCompletions"], &["responses"]),
+        "gateway.http.endpoints.chatCompletions" => Kind::Mixed(&["enabled"], &[]),
         "gateway.auth" => Kind::Mixed(
             &["mode", "token"],
             &["password", "allowTailscale", "rateLimit"],
