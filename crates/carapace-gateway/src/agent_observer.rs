@@ -54,11 +54,11 @@ impl AgentObserver {
 
     fn line(&self, v: &Value) {
         let Some(root) = &self.audit else { return };
-        let mut bytes = match serde_json::to_vec(v) {
+        // One record per line: the appender adds the newline.
+        let bytes = match serde_json::to_vec(v) {
             Ok(b) => b,
             Err(_) => return,
         };
-        bytes.push(b'\n');
         let r = root
             .open_append(
                 Path::new("audit/audit.jsonl"),

@@ -253,6 +253,7 @@ pub(crate) async fn chat_completions(State(gw): State<Gateway>, req: Request) ->
     turn.channel = channel;
     turn.images = p.images;
     turn.model = model_override;
+    turn.stream = Some(p.stream);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_secs();
     if !p.stream {
