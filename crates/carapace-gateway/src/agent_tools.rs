@@ -76,3 +76,36 @@ impl ToolExecutor for GatewayTools {
             .refusal(Surface::Agent, &input(session), tool)
     }
 }
+
+/// The agent surface of carapace-tools in-process, without a gateway (the CLI's `agent` and
+/// `chat` when they run the turn themselves): the same registry dispatch and policy decision
+/// as the gateway's backend, minus the gateway's request budget and audit log.
+#[derive(Debug, Clone)]
+pub struct SurfaceExecutor(pub carapace_tools::registry::SurfaceTools);
+
+impl SurfaceExecutor {
+    /// The agent surface over `ctx`.
+    pub fn agent(ctx: carapace_tools::ToolContext) -> SurfaceExecutor {
+        SurfaceExecutor(carapace_tools::registry::SurfaceTools::new(
+            ctx,
+            Surface::Agent,
+        ))
+    }
+}
+
+impl ToolExecutor for SurfaceExecutor {
+    fn tools(&self, s: &SessionInfo) -> Vec<ToolSpec> {
+        self.0
+            .tools(&s.session_key, &s.agent_id, s.channel.as_deref())
+    }
+
+    fn invoke<'a>(&'a self, call: ToolCall) -> ToolFuture<'a> {
+        Box::pin(async move { self.0.invoke(call).await.map_err(|e| e.0) })
+    }
+
+    fn unavailable(&self, s: &SessionInfo, tool: &str) -> Option<ErrorEnvelope> {
+        self.0
+            .unavailable(&s.session_key, &s.agent_id, s.channel.as_deref(), tool)
+            .map(|e| e.0)
+    }
+}
