@@ -1,8 +1,9 @@
 //! `carapace chat [--session KEY] [--agent ID]`: a terminal conversation with carapace's agent,
 //! in-process. Each stdin line is a message; the answer streams to stdout as the model writes
 //! it, tool calls are noted on stderr. `/new` starts the session over, `/stop` cancels the
-//! running turn (and what is queued behind it), `/exit` (or end of input) leaves. Lines typed
-//! while a turn runs wait for it. With `--json` each turn prints one `{ok, reply, …}` line.
+//! running turn at once (and drops the lines typed behind it), `/exit` (or end of input)
+//! leaves. Other lines typed while a turn runs — `/exit` included — wait for it, in order.
+//! With `--json` each turn prints one `{ok, reply, …}` line.
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal as _, Write as _};
@@ -87,7 +88,6 @@ pub async fn run(a: ChatArgs, g: &Global) -> Result<(), ErrorEnvelope> {
         tokio::pin!(turn);
         let mut streamed = false;
         let mut tools = Vec::new();
-        let mut exit = false;
         let result = loop {
             tokio::select! {
                 r = &mut turn => break r,
@@ -102,8 +102,10 @@ pub async fn run(a: ChatArgs, g: &Global) -> Result<(), ErrorEnvelope> {
                     _ => {}
                 },
                 l = lines.recv(), if !eof => match l {
-                    Some(l) if l.trim() == "/stop" => { rt.stop(&key); }
-                    Some(l) if l.trim() == "/exit" || l.trim() == "/quit" => { rt.stop(&key); exit = true; }
+                    // `/stop` acts at once and drops what was typed behind the turn; every
+                    // other line (`/new`, `/exit` too) waits its turn, so piped input runs in
+                    // order.
+                    Some(l) if l.trim() == "/stop" => { rt.stop(&key); queued.clear(); }
                     Some(l) => queued.push_back(l),
                     None => eof = true,
                 },
@@ -151,9 +153,6 @@ pub async fn run(a: ChatArgs, g: &Global) -> Result<(), ErrorEnvelope> {
                     emit_error(g.json, &env);
                 }
             }
-        }
-        if exit {
-            break;
         }
         prompt(interactive);
     }
