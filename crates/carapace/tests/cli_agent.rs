@@ -265,3 +265,100 @@ async fn config_show_effective_shows_models_redacted() {
     let warnings = v["warnings"].to_string();
     assert!(!warnings.contains("models"), "{warnings}");
 }
+
+/// `carapace gateway run` starts the agent with the gateway: the webhook answers through the
+/// model at once; enabling `/v1/chat/completions` in the file is picked up by the hot reload
+/// (the agent is rebuilt on the new config); SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_run_serves_the_agent_and_rebuilds_it_on_reload() {
+    use std::io::{BufRead as _, BufReader};
+    let srv = ModelServer::builder(Api::OpenAi, KEY)
+        .then_repeat(Step::with(|seen| {
+            Reply::text(&format!(
+                "echo: {}",
+                seen.last_user_text().lines().last().unwrap_or("")
+            ))
+        }))
+        .start()
+        .await;
+    let e = env(Some(&srv), Api::OpenAi);
+    let base = std::fs::read_to_string(&e.config).unwrap();
+    let with = |extra: &str| {
+        let t = base.trim_end().trim_end_matches('}');
+        format!("{t}, hooks: {{ enabled: true, token: \"hook-tok\" }}, {extra} }}")
+    };
+    std::fs::write(&e.config, with("")).unwrap();
+    let mut c = cmd(&e, &["--json", "gateway", "run", "--bind", "127.0.0.1:0"]);
+    c.env_remove("CARAPACE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
+    let addr = ready["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let token = std::fs::read_to_string(e.state.join("secrets/gateway-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("http://{addr}/hooks/agent"))
+        .header("x-openclaw-token", "hook-tok")
+        .json(&json!({"message": "ping", "name": "CI"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["reply"], "echo: ping", "{v}");
+
+    let chat = || async {
+        http.post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(&token)
+            .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(chat().await.status().as_u16(), 404, "off by default");
+    std::fs::write(
+        &e.config,
+        with("gateway: { http: { endpoints: { chatCompletions: { enabled: true } } } }"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let v: Value = loop {
+        let r = chat().await;
+        if r.status().as_u16() == 200 {
+            break r.json().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload never enabled the endpoint"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
