@@ -52,6 +52,17 @@ pub async fn start(sandbox: &str, models: &str, extra: &str) -> Running {
 
 /// [`start`], with `POST /v1/chat/completions` on or left at its default (off).
 pub async fn start_with(sandbox: &str, models: &str, extra: &str, chat: bool) -> Running {
+    start_full(sandbox, models, extra, chat, "").await
+}
+
+/// [`start_with`], with more channels (`telegram: {…},`) beside the inbox.
+pub async fn start_full(
+    sandbox: &str,
+    models: &str,
+    extra: &str,
+    chat: bool,
+    channels: &str,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     let inbox = dir.path().join("inbox");
@@ -72,7 +83,7 @@ pub async fn start_with(sandbox: &str, models: &str, extra: &str, chat: bool) ->
     let text = format!(
         r#"{{ agents: {{ defaults: {{ {model} workspace: "{}", sandbox: {{ workspaceRoot: "{}", {sandbox} }} }} }},
              {models}
-             media: {{ dir: "{}" }}, channels: {{ inbox: {{ dir: "{}" }} }},
+             media: {{ dir: "{}" }}, channels: {{ {channels} inbox: {{ dir: "{}" }} }},
              {chat}
              hooks: {{ enabled: true, token: "{HOOK_TOKEN}" }},
              {extra} }}"#,
@@ -203,4 +214,16 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 /// The audit log's text.
 pub fn audit_text(r: &Running) -> String {
     std::fs::read_to_string(r.state.join("audit/audit.jsonl")).unwrap_or_default()
+}
+
+/// Waits (generously) until `cond` holds.
+pub async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
