@@ -151,6 +151,7 @@ async fn world() -> Option<World> {
         .await;
     let extra = format!(
         r#"browser: {{ allowPrivateNetwork: true }},
+           tools: {{ sandbox: {{ tools: {{ alsoAllow: ["browser"] }} }} }},
            channels: {{ matrix: {{ homeserver: "{}", accessToken: "${{MATRIX_TOKEN}}", userId: "{}",
                                     allowFrom: ["{}", "matrix:{}"],
                                     session: {{ workspaceAccess: "session" }} }} }}"#,
