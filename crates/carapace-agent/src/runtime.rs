@@ -520,7 +520,7 @@ impl AgentRuntime {
                 None => {
                     return Err(AgentError::ModelNotConfigured {
                         message: format!("no model is configured for agent {agent_id}"),
-                        hint: "set agents.defaults.model to \"provider/model\" (and the provider in models.providers)".into(),
+                        hint: "set agents.defaults.model.primary to \"provider/model\" (and the provider in models.providers)".into(),
                     });
                 }
             },

@@ -237,6 +237,25 @@ pub trait ToolBackend: Send + Sync + 'static {
     fn sandboxes_alive(&self) -> Option<u64> {
         None
     }
+
+    /// Why the session `input` names cannot call `tool` on `surface` (`TOOL_DENIED` naming
+    /// the setting), for a tool [`ToolBackend::list`] did not offer. The default: none (a
+    /// backend without a policy; the caller says `NOT_FOUND`).
+    fn refusal(
+        &self,
+        _surface: Surface,
+        _input: &ResolveInput<'_>,
+        _tool: &str,
+    ) -> Option<ErrorEnvelope> {
+        None
+    }
+
+    /// The tools' context (session workspaces, sandboxes, the media store), when the backend
+    /// is carapace-tools: the agent runtime and the inbound service are built on it. A
+    /// backend without one (a test stub) runs no agent.
+    fn tool_context(&self) -> Option<carapace_tools::ToolContext> {
+        None
+    }
 }
 
 /// Builds a backend from a (re)loaded config.

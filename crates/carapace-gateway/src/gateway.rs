@@ -10,6 +10,7 @@ use carapace_policy::tools_policy::Surface;
 use carapace_policy::{Config, ErrorCode, ErrorEnvelope, ResolveInput};
 use serde_json::Value;
 
+use crate::agent::AgentServices;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::Token;
 use crate::call::{Origin, ToolBackend, ToolCall, ToolSpec};
@@ -92,13 +93,16 @@ impl BackendSlot {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     backend: RwLock<Arc<BackendSlot>>,
     token: RwLock<Option<Token>>,
     limits: RwLock<Limits>,
     audit: Option<AuditLog>,
     metrics: Metrics,
     idempotency: IdempotencyCache,
+    /// The agent runtime and the inbound service of the config in force (`None`: the backend
+    /// has no tool context, or the gateway has not started them yet).
+    agent: RwLock<Option<Arc<AgentServices>>>,
 }
 
 /// The gateway's shared state. Cheap to clone.
@@ -124,6 +128,8 @@ pub enum Transport {
     McpHttp,
     /// `carapace mcp`.
     McpStdio,
+    /// A tool call of carapace's own agent (a model's tool call in a turn).
+    Agent,
 }
 
 impl Transport {
@@ -133,6 +139,7 @@ impl Transport {
             Transport::Http => "http",
             Transport::McpHttp => "mcp-http",
             Transport::McpStdio => "mcp-stdio",
+            Transport::Agent => "agent",
         }
     }
 
@@ -141,6 +148,7 @@ impl Transport {
         match self {
             Transport::Http => Surface::Http,
             Transport::McpHttp | Transport::McpStdio => Surface::Mcp,
+            Transport::Agent => Surface::Agent,
         }
     }
 }
@@ -190,8 +198,50 @@ impl Gateway {
                 audit,
                 metrics,
                 idempotency: IdempotencyCache::default(),
+                agent: RwLock::new(None),
             }),
         })
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(w: &std::sync::Weak<Inner>) -> Option<Gateway> {
+        w.upgrade().map(|inner| Gateway { inner })
+    }
+
+    /// The agent runtime and inbound service in force, if the gateway runs an agent.
+    pub fn agent(&self) -> Option<Arc<AgentServices>> {
+        self.inner
+            .agent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `services` in force and returns the ones they replace (the caller shuts those
+    /// down).
+    pub fn set_agent(&self, services: Option<Arc<AgentServices>>) -> Option<Arc<AgentServices>> {
+        std::mem::replace(
+            &mut *self.inner.agent.write().unwrap_or_else(|p| p.into_inner()),
+            services,
+        )
+    }
+
+    /// The backend in force.
+    pub fn backend(&self) -> Arc<dyn ToolBackend> {
+        self.slot().backend.clone()
+    }
+
+    /// Why the session `input` names cannot call `tool` on `surface` (the backend's policy).
+    pub fn refusal(
+        &self,
+        surface: Surface,
+        input: &ResolveInput<'_>,
+        tool: &str,
+    ) -> Option<ErrorEnvelope> {
+        self.slot().backend.refusal(surface, input, tool)
     }
 
     /// The limits in force.

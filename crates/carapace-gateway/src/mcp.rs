@@ -6,7 +6,7 @@
 //! `sessionKey` argument, else (HTTP) the `x-carapace-session` header of the request, else
 //! (stdio) the `--session` the server was started with; a denied tool is a tool error
 //! `TOOL_DENIED` naming the setting, an unknown argument `BAD_REQUEST`. A typed error is an
-//! MCP tool error (`isError: true`) whose text and `structuredContent` are the SPEC §7
+//! MCP tool error (`isError: true`) whose text and `structuredContent` are the error
 //! envelope, so a model reads the code, the message and the hint.
 
 use std::sync::Arc;

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Connections closed at the connection cap, by how (`evicted`, `refused`).
     pub connections_shed: IntCounterVec,
+    /// Model calls by `provider/model` and outcome (`ok` or the error code).
+    pub model_calls: IntCounterVec,
+    /// Model tokens by `provider/model` and kind (`input`, `output`).
+    pub model_tokens: IntCounterVec,
+    /// Model call latency by `provider/model`.
+    pub model_call_seconds: HistogramVec,
+    /// Inbound message events by channel and event (`accepted`, `dropped`, `answered`, …).
+    pub inbound_events: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +107,38 @@ impl Metrics {
             ),
             &["how"],
         )?;
+        let model_calls = IntCounterVec::new(
+            Opts::new(
+                "carapace_model_calls_total",
+                "Model calls by model and outcome (ok, or the error code)",
+            ),
+            &["model", "outcome"],
+        )?;
+        let model_tokens = IntCounterVec::new(
+            Opts::new(
+                "carapace_model_tokens_total",
+                "Tokens reported by model providers, by model and kind (input, output)",
+            ),
+            &["model", "kind"],
+        )?;
+        let model_call_seconds = HistogramVec::new(
+            HistogramOpts::new("carapace_model_call_duration_seconds", "Model call latency")
+                .buckets(vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ]),
+            &["model"],
+        )?;
+        let inbound_events = IntCounterVec::new(
+            Opts::new(
+                "carapace_inbound_events_total",
+                "Inbound chat messages by channel and what happened to them",
+            ),
+            &["channel", "event"],
+        )?;
+        registry.register(Box::new(model_calls.clone()))?;
+        registry.register(Box::new(model_tokens.clone()))?;
+        registry.register(Box::new(model_call_seconds.clone()))?;
+        registry.register(Box::new(inbound_events.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_shed.clone()))?;
         registry.register(Box::new(calls.clone()))?;
@@ -123,6 +163,10 @@ impl Metrics {
             reloads,
             connections_open,
             connections_shed,
+            model_calls,
+            model_tokens,
+            model_call_seconds,
+            inbound_events,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Hot reload of the config file: the file's identity (mtime, size, inode) is polled; on a
 //! change the file is loaded and validated, a new backend is built from it, and only then is
-//! it swapped in. An invalid edit keeps the running config and logs why.
+//! it swapped in; then the agent and its inbound channels are rebuilt on it. An invalid edit
+//! keeps the running config and logs why.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,6 +93,15 @@ pub async fn watch(
         match outcome {
             ReloadOutcome::Applied(c) => {
                 tracing::info!(file = %path.display(), "config reloaded");
+                if let Err(e) = crate::agent::install(
+                    &gw,
+                    Arc::new((*c).clone()),
+                    carapace_agent::RuntimeOptions::default(),
+                )
+                .await
+                {
+                    tracing::error!(code = %e.code, "the agent could not be restarted with the new config: {}", e.message);
+                }
                 if c.gateway_bind() != configured_bind {
                     tracing::warn!(
                         "gateway.bind changed from {configured_bind} to {}; the listening address changes only on restart",

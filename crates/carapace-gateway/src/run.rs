@@ -1,5 +1,6 @@
-//! Running a whole gateway: token, audit log, backend, listener, `/mcp`, config hot reload,
-//! and graceful shutdown on SIGINT/SIGTERM.
+//! Running a whole gateway: token, audit log, backend, the agent and its inbound channels,
+//! listener, `/mcp`, config hot reload, and graceful shutdown on SIGINT/SIGTERM (the inbound
+//! channels stop, in-flight messages get 10 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,13 +76,22 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     let backend = factory(&config)?;
     let limits = Limits::from_config(&config);
     let gw = Gateway::new(backend, Some(token.clone()), limits, Some(audit))?;
+    crate::agent::install(
+        &gw,
+        Arc::new(config.clone()),
+        carapace_agent::RuntimeOptions::default(),
+    )
+    .await?;
     let addr = bind.unwrap_or_else(|| config.gateway_bind());
     let bound = crate::server::bind(addr).await?;
     let mcp = HttpMcp::new(gw.clone(), bound.addr.ip().is_loopback());
     let end_mcp_sessions = mcp.shutdown_handle();
     let ui = crate::ui::UiOptions {
         loader: Some(loader.clone()),
-        ..crate::ui::UiOptions::new(Arc::new(config.clone()), None)
+        ..crate::ui::UiOptions::new(
+            Arc::new(config.clone()),
+            Some(Arc::new(crate::ui::GatewayChat::new(gw.clone()))),
+        )
     };
     let app = crate::server::router(gw.clone(), Some(mcp)).merge(crate::ui::router(gw.clone(), ui));
     on_ready(&Ready {
@@ -132,6 +142,9 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     pruner.abort();
     if let Some(w) = watcher {
         w.abort();
+    }
+    if let Some(agent) = gw.set_agent(None) {
+        agent.shutdown().await;
     }
     result
 }

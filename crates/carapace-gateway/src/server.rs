@@ -1,6 +1,7 @@
-//! The HTTP surface: `POST /tools/invoke`, `/mcp`, `GET /healthz`, `GET /metrics`.
+//! The HTTP surface: `POST /tools/invoke`, `/mcp`, `POST /v1/chat/completions`, the webhook,
+//! `GET /healthz`, `GET /metrics`.
 //!
-//! Every response that is not a success is the SPEC §7 envelope with the status of the one
+//! Every response that is not a success is the error envelope (docs/errors.md) with the status of the one
 //! table in carapace-policy, and carries the request id (header `x-request-id`, and
 //! `requestId` in the body and in `error.details`). The outermost layer guarantees it even for
 //! what the handlers do not produce: a panic becomes `INTERNAL` 500 with a JSON body, axum's
@@ -92,7 +93,7 @@ fn invoke_error_response(env: &ErrorEnvelope, request_id: &str) -> Response {
     json_response(status, &body)
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
@@ -103,7 +104,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     r
 }
 
-fn request_id_of(req: &Request) -> Arc<str> {
+pub(crate) fn request_id_of(req: &Request) -> Arc<str> {
     req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
@@ -114,6 +115,10 @@ fn request_id_of(req: &Request) -> Arc<str> {
 pub fn router(gw: Gateway, mcp: Option<crate::mcp::HttpMcp>) -> Router {
     let mut protected = Router::new()
         .route("/tools/invoke", post(invoke))
+        .route(
+            "/v1/chat/completions",
+            post(crate::chat_completions::chat_completions),
+        )
         .route("/metrics", get(metrics));
     if let Some(m) = mcp {
         let state = crate::mcp_http::McpState {
@@ -130,7 +135,7 @@ pub fn router(gw: Gateway, mcp: Option<crate::mcp::HttpMcp>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(middleware::from_fn_with_state(gw.clone(), outer))
         .with_state(gw)
 }
@@ -149,6 +154,7 @@ async fn outer(State(gw): State<Gateway>, mut req: Request, next: Next) -> Respo
         "/mcp" => "/mcp",
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
+        "/v1/chat/completions" => "/v1/chat/completions",
         _ => "other",
     };
     req.extensions_mut().insert(RequestId(rid.clone()));
@@ -302,6 +308,15 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
     r
 }
 
+/// Routes that depend on the config in force (the webhook path), else `NOT_FOUND`.
+async fn fallback(State(gw): State<Gateway>, req: Request) -> Response {
+    if crate::hooks::matches(&gw, &req) {
+        let rid = request_id_of(&req);
+        return crate::hooks::handle(gw, req, &rid).await;
+    }
+    not_found(req).await
+}
+
 async fn not_found(req: Request) -> Response {
     let rid = request_id_of(&req);
     error_response(
@@ -309,7 +324,7 @@ async fn not_found(req: Request) -> Response {
             ErrorCode::NotFound,
             format!("no route {} {}", req.method(), req.uri().path()),
         )
-        .with_hint("routes: POST /tools/invoke, /mcp, GET /healthz, GET /metrics"),
+        .with_hint("routes: POST /tools/invoke, /mcp, POST /v1/chat/completions (when enabled), POST <hooks.path>/… (when enabled), GET /healthz, GET /metrics"),
         &rid,
     )
 }
@@ -337,16 +352,7 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
     let header_channel = header_string(&req, OPENCLAW_CHANNEL_HEADER);
     let header_key = header_string(&req, IDEMPOTENCY_HEADER);
     let limit = gw.limits().max_body_bytes;
-    let too_large = || {
-        ErrorEnvelope::new(
-            ErrorCode::TooLarge,
-            format!("the request body is larger than the gateway's limit of {limit} bytes"),
-        )
-        .with_hint(
-            "raise gateway.maxBodyBytes, or save large media with media_save from a path or URL",
-        )
-        .with_detail("limit", limit)
-    };
+    let too_large = || too_large(limit);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -390,6 +396,24 @@ async fn invoke(State(gw): State<Gateway>, req: Request) -> Response {
         ),
         Err(env) => invoke_error_response(&env, &rid),
     }
+}
+
+/// `TOO_LARGE` for a body over `limit` bytes.
+pub(crate) fn too_large(limit: u64) -> ErrorEnvelope {
+    ErrorEnvelope::new(
+        ErrorCode::TooLarge,
+        format!("the request body is larger than the gateway's limit of {limit} bytes"),
+    )
+    .with_hint("raise gateway.maxBodyBytes, or save large media with media_save from a path or URL")
+    .with_detail("limit", limit)
+}
+
+/// What a route of the agent answers when the gateway runs none.
+pub(crate) fn no_agent() -> ErrorEnvelope {
+    ErrorEnvelope::new(
+        ErrorCode::NotFound,
+        "this gateway runs no agent (its tool backend has no tool context)",
+    )
 }
 
 /// Why a request body could not be read.

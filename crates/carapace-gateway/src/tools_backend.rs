@@ -61,6 +61,25 @@ impl ToolBackend for ToolsBackend {
                 .map_err(|e| e.0)
         })
     }
+    fn refusal(
+        &self,
+        surface: Surface,
+        input: &ResolveInput<'_>,
+        tool: &str,
+    ) -> Option<ErrorEnvelope> {
+        let st = carapace_tools::registry::SurfaceTools::new(self.ctx.clone(), surface);
+        st.unavailable(
+            input.session_key.unwrap_or("agent:main:main"),
+            input.agent.unwrap_or("main"),
+            input.channel,
+            tool,
+        )
+        .map(|e| e.0)
+    }
+
+    fn tool_context(&self) -> Option<ToolContext> {
+        Some(self.ctx.clone())
+    }
 }
 
 /// The factory the CLI hands to [`crate::run`]: every (re)load builds a context over the new

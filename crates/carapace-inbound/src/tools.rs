@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use carapace_agent::{SessionInfo, ToolExecutor, ToolFuture};
+use carapace_policy::ErrorEnvelope;
 use carapace_tools::{ToolCall, ToolSpec};
 use serde_json::Value;
 
@@ -125,5 +126,9 @@ impl ToolExecutor for ConversationTools {
             }
         }
         self.inner.invoke(call)
+    }
+
+    fn unavailable(&self, session: &SessionInfo, tool: &str) -> Option<ErrorEnvelope> {
+        self.inner.unavailable(session, tool)
     }
 }

@@ -1326,6 +1326,58 @@ fn parse_layer(
     })
 }
 
+impl ModelsSettings {
+    /// What `config show --effective` prints: providers (base URL, API, key *reference*,
+    /// models), aliases and each layer's model chain. Keys and header values are shown as
+    /// their `${VAR}` reference or `***`, never their value.
+    pub fn to_redacted_json(&self) -> Value {
+        let chain = |m: &Option<ModelSelection>| match m {
+            None => Value::Null,
+            Some(s) => serde_json::json!({
+                "primary": s.primary.to_string(),
+                "fallbacks": s.fallbacks.iter().map(ModelRef::to_string).collect::<Vec<_>>(),
+            }),
+        };
+        let providers: Map<String, Value> = self
+            .providers
+            .iter()
+            .map(|(id, p)| {
+                let headers: Map<String, Value> = p
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.shown())))
+                    .collect();
+                (
+                    id.clone(),
+                    serde_json::json!({
+                        "baseUrl": p.base_url,
+                        "api": p.api.as_str(),
+                        "apiKey": p.api_key.as_ref().map(Secret::shown),
+                        "headers": headers,
+                        "builtin": p.builtin,
+                        "models": p.models.iter().map(|m| serde_json::json!({
+                            "id": m.id, "contextWindow": m.context_window,
+                            "maxTokens": m.max_tokens, "image": m.accepts_images,
+                        })).collect::<Vec<_>>(),
+                    }),
+                )
+            })
+            .collect();
+        let agents: Map<String, Value> = self
+            .agents
+            .iter()
+            .map(|(id, l)| (id.clone(), serde_json::json!({"model": chain(&l.model)})))
+            .collect();
+        serde_json::json!({
+            "providers": providers,
+            "proxy": self.proxy,
+            "aliases": self.aliases.iter().map(|(k, v)| (k.clone(), Value::String(v.to_string()))).collect::<Map<String, Value>>(),
+            "defaults": {"model": chain(&self.defaults.model), "maxConcurrent": self.max_concurrent},
+            "agents": agents,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -145,10 +145,8 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
     let c = load("openclaw.json").unwrap();
     for part in [
         "meta",
-        "models",
         "plugins",
         "hooks.internal",
-        "agents.defaults.model",
         "agents.defaults.heartbeat",
         "agents.defaults.sandbox.browser",
         "agents.defaults.sandbox.docker.setupCommand",
@@ -164,7 +162,16 @@ fn openclaw_file_loads_with_one_warning_per_ignored_part() {
     }
     // Tool policy is honoured, not warned about: the profile applies, the exec timeout is
     // OpenClaw's timeoutSec, and `elevated: {enabled: false}` is what carapace does anyway.
-    for part in ["tools.profile", "tools.elevated", "tools.exec.timeoutSec"] {
+    // The model sections are the agent runtime's: parsed, not warned about.
+    let primary = c.models.run_settings("main").model.unwrap().primary;
+    assert_eq!(primary.to_string(), "anthropic/claude-opus-4-5");
+    for part in [
+        "tools.profile",
+        "tools.elevated",
+        "tools.exec.timeoutSec",
+        "models",
+        "agents.defaults.model",
+    ] {
         assert!(
             !c.warnings.iter().any(|w| w.starts_with(part)),
             "{part}: {:?}",

@@ -25,6 +25,7 @@ mod audit_view;
 mod backend;
 mod chat;
 mod doctor;
+mod gateway_chat;
 mod guard;
 mod login;
 mod runtime_chat;
@@ -44,6 +45,7 @@ use crate::gateway::Gateway;
 use crate::reload::ConfigLoader;
 
 pub use backend::{ChatBackend, ChatEvent, ChatTurn, ToolOutcome};
+pub use gateway_chat::GatewayChat;
 pub use runtime_chat::RuntimeChat;
 pub use state::UiState;
 

@@ -35,7 +35,7 @@ pub async fn me(State(st): State<UiState>, Extension(login): Extension<Session>)
         "ok": true,
         "csrf": login.csrf,
         "chat": {
-            "available": st.chat().is_some(),
+            "available": model.is_some(),
             "model": model,
             "setting": super::MODEL_SETTING,
         },

@@ -5,6 +5,7 @@
 
 #[macro_use]
 pub mod values;
+mod agent_models;
 mod checks;
 pub mod expand;
 pub mod inbound;
@@ -92,6 +93,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// One line per ignored section or key, and per unset secret reference.
     pub warnings: Vec<String>,
+    /// The model sections (`models`, `agents.*.model` …), validated by [`crate::models`].
+    pub models: std::sync::Arc<crate::models::ModelsSettings>,
 }
 
 /// What `parse` needs from the outside world.
@@ -111,6 +114,7 @@ impl Config {
             file: ConfigFile::default(),
             state_dir,
             warnings: Vec::new(),
+            models: std::sync::Arc::new(crate::models::ModelsSettings::default()),
         }
     }
 
@@ -136,6 +140,7 @@ impl Config {
                 message: format!("{value} is not a finite number; write a plain number"),
             },
         })?;
+        let model_sections = agent_models::take(&mut value);
         let report = prepass::run(
             &mut value,
             &prepass::Env {
@@ -169,10 +174,18 @@ impl Config {
             path,
             message,
         })?;
+        let models = crate::models::ModelsSettings::from_config_value(&model_sections, env.var)
+            .map_err(|e| ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                path: e.path,
+                message: e.message,
+            })?;
+        warnings.extend(models.warnings.iter().cloned());
         Ok(Config {
             file,
             state_dir: env.state_dir.clone(),
             warnings,
+            models: std::sync::Arc::new(models),
         })
     }
 }

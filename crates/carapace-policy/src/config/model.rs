@@ -469,6 +469,48 @@ pub struct GatewayConfig {
     /// `gateway.mcp`: what MCP serves (carapace's key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<GatewayMcpSettings>,
+    /// `gateway.http`: OpenClaw's optional HTTP endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<GatewayHttp>,
+}
+
+impl GatewayConfig {
+    /// `gateway.http.endpoints.chatCompletions.enabled` (default false, as in OpenClaw).
+    pub fn chat_completions_enabled(&self) -> bool {
+        self.http
+            .as_ref()
+            .and_then(|h| h.endpoints.as_ref())
+            .and_then(|e| e.chat_completions.as_ref())
+            .and_then(|c| c.enabled)
+            .unwrap_or(false)
+    }
+}
+
+/// `gateway.http`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayHttp {
+    /// `gateway.http.endpoints`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<GatewayHttpEndpoints>,
+}
+
+/// `gateway.http.endpoints`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayHttpEndpoints {
+    /// `POST /v1/chat/completions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<EndpointToggle>,
+}
+
+/// An optional endpoint: `{enabled}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EndpointToggle {
+    /// On or off (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// `gateway.auth`

@@ -335,6 +335,7 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "auth",
                 "tools",
                 "mcp",
+                "http",
             ],
             &[
                 "mode",
@@ -342,7 +343,6 @@ fn rule(pattern: &str) -> Option<Kind> {
                 "remote",
                 "tailscale",
                 "reload",
-                "http",
                 "trustedProxies",
                 "tls",
                 "customBindHost",
@@ -350,6 +350,9 @@ fn rule(pattern: &str) -> Option<Kind> {
             ],
         ),
         "gateway.tools" | "gateway.mcp" | "gateway.mcp.tools" => Kind::Strict(&[]),
+        "gateway.http" => Kind::Mixed(&["endpoints"], &["securityHeaders"]),
+        "gateway.http.endpoints" => Kind::Mixed(&["chatCompletions"], &["responses"]),
+        "gateway.http.endpoints.chatCompletions" => Kind::Mixed(&["enabled"], &[]),
         "gateway.auth" => Kind::Mixed(
             &["mode", "token"],
             &["password", "allowTailscale", "rateLimit"],

@@ -102,6 +102,7 @@ pub async fn run(cmd: ConfigCmd, g: &Global) -> Result<(), ErrorEnvelope> {
                 )
             });
             let value = json!({ "effective": eff, "tools": config.file.tools,
+                "models": config.models.to_redacted_json(),
                 "toolPolicy": tool_policy_json(&policies),
                 "channel": a.channel, "channelConfigured": unconfigured.is_none(), "note": note,
                 "media": {

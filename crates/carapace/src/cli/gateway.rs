@@ -145,6 +145,7 @@ fn announce(json: bool, r: &Ready, sandbox: &str, workspace: &str) {
         "pid": std::process::id(),
         "sandbox": sandbox,
         "workspace": workspace,
+        "webPage": format!("{base}/"),
     });
     let token_cmd = match &token_path {
         Some(p) => format!("$(cat {p})"),
@@ -157,6 +158,7 @@ fn announce(json: bool, r: &Ready, sandbox: &str, workspace: &str) {
     };
     let human = format!(
         "carapace gateway listening on {base}  (Ctrl-C to stop)\n\
+         \x20 web page: {base}/  (log in with the token)\n\
          \x20 token:  {token_where}\n\
          \x20 state:  {}\n\
          \x20 config: {} ({config_note})\n\

@@ -4,7 +4,9 @@
 //! `async fn run(args, &Global) -> Result<(), ErrorEnvelope>`, one variant in [`Command`] and
 //! one arm in [`run`].
 
+mod agent;
 mod channels;
+mod chat;
 mod config;
 mod doctor;
 mod gateway;
@@ -14,6 +16,7 @@ mod message;
 mod pairing;
 mod paths;
 mod sandbox;
+mod sessions;
 mod tool;
 mod usage;
 
@@ -87,6 +90,13 @@ enum Command {
     /// Receiving channels: connection, cursor, last error (`carapace channels status`).
     #[command(subcommand)]
     Channels(channels::ChannelsCmd),
+    /// One turn of carapace's agent: prints the reply and what the tools did.
+    Agent(agent::AgentArgs),
+    /// A conversation with carapace's agent on the terminal (streamed; /new, /stop, /exit).
+    Chat(chat::ChatArgs),
+    /// The agent's sessions: list, show a transcript, reset a key.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCmd),
 }
 
 /// Runs the parsed command line.
@@ -107,5 +117,8 @@ pub async fn run(cli: Cli) -> Result<(), ErrorEnvelope> {
         Command::Doctor(args) => doctor::run(args, &global).await,
         Command::Pairing(cmd) => pairing::run(cmd, &global).await,
         Command::Channels(cmd) => channels::run(cmd, &global).await,
+        Command::Agent(args) => agent::run(args, &global).await,
+        Command::Chat(args) => chat::run(args, &global).await,
+        Command::Sessions(cmd) => sessions::run(cmd, &global).await,
     }
 }
