@@ -29,7 +29,7 @@ mod service;
 pub mod url_policy;
 
 pub use error::{BrowserError, INSTALL_HINT};
-pub use process::{CHROMIUM_FLAGS, chromium_args, find_chromium};
+pub use process::{BrowserEnv, CHROMIUM_FLAGS, chromium_args, find_chromium};
 pub use request::{
     Action, BrowserArgs, Capture, CaptureRequest, DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_DIMENSION,
     MAX_FULL_PAGE_HEIGHT, MAX_WAIT_MS, PDF_PAPER_INCHES, ScreenshotOptions, png_dimensions,

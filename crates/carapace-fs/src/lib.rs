@@ -27,6 +27,7 @@
 
 mod append;
 mod atomic_write;
+mod create_dir;
 mod error;
 mod list_bounded;
 mod meta;
@@ -38,6 +39,7 @@ mod resolve;
 mod resolve_fallback;
 mod resolve_openat2;
 mod root;
+mod rotate;
 mod stash;
 mod sweep;
 
@@ -52,6 +54,7 @@ pub use options::{
 };
 pub use read_lines::{LineQuery, LineWindow};
 pub use root::Root;
+pub use rotate::RotatingLog;
 pub use stash::Stash;
 pub use sweep::{SweepOptions, SweepReport, UNLOCKED_GRACE};
 

@@ -237,6 +237,12 @@ pub trait ToolBackend: Send + Sync + 'static {
     fn sandboxes_alive(&self) -> Option<u64> {
         None
     }
+
+    /// Stops the services the backend started (browsers, backend clients); the gateway calls
+    /// it once when it stops. The default: nothing to stop.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Builds a backend from a (re)loaded config.

@@ -129,6 +129,7 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     if let Some(w) = watcher {
         w.abort();
     }
+    gw.shutdown_backend().await;
     result
 }
 

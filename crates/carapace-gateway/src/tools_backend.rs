@@ -61,6 +61,11 @@ impl ToolBackend for ToolsBackend {
                 .map_err(|e| e.0)
         })
     }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move { ctx.shutdown().await })
+    }
 }
 
 /// The factory the CLI hands to [`crate::run`]: every (re)load builds a context over the new

@@ -16,6 +16,7 @@
 mod apply_patch;
 mod args;
 mod browser;
+pub use browser::Browsers;
 mod edit;
 mod error;
 mod exec;
@@ -33,45 +34,71 @@ use std::sync::Arc;
 
 use carapace_policy::tools_policy::Surface;
 use carapace_policy::{Config, ErrorCode, ResolveInput};
-use carapace_sandbox::{SandboxManager, Session};
+use carapace_sandbox::{BackendEnv, SandboxManager, Session};
 use serde_json::Value;
 
 pub use error::ToolError;
 pub use registry::{Origin, ToolCall, ToolSpec};
 pub use sweep::{StagingSweeper, SweepSummary};
 
-/// Shared state of the tools.
+/// The runtime context of the tools: the configuration and the services that run them. It is
+/// built once by whoever runs tools (a CLI call, the gateway on every config load), cloned
+/// cheaply into every call, and stopped with [`ToolContext::shutdown`]. No tool keeps a
+/// service of its own in a static: the Docker backend belongs to [`ToolContext::sandboxes`],
+/// the browsers to [`ToolContext::browsers`], and both see the one injected [`BackendEnv`].
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     /// The loaded configuration.
     pub config: Arc<Config>,
-    /// The sandbox runtime (backend selection, prepared directories).
+    /// The sandbox runtime (backend selection, prepared directories, the Docker backend).
     pub sandboxes: Arc<SandboxManager>,
     /// Which roots have been swept of killed writes' staging files (see [`sweep`]).
     pub sweeper: Arc<StagingSweeper>,
+    /// The headless Chromiums of the `browser` tool.
+    pub browsers: Arc<Browsers>,
 }
 
 impl ToolContext {
-    /// A context with a fresh sandbox manager and sweeper (a CLI invocation).
+    /// A context with a fresh sandbox manager, sweeper and browsers over the process
+    /// environment (a CLI invocation).
     pub fn new(config: Arc<Config>) -> ToolContext {
-        ToolContext::with_parts(
-            config,
-            Arc::new(SandboxManager::new()),
-            Arc::new(StagingSweeper::new()),
-        )
+        ToolContext::with_env(config, BackendEnv::from_process())
     }
 
-    /// A context over long-lived parts (the gateway keeps them across config reloads).
+    /// A context with fresh parts over an injected environment (`PATH` for bwrap and Chromium,
+    /// `DOCKER_HOST`, the temp dir for Chromium's profile).
+    pub fn with_env(config: Arc<Config>, env: BackendEnv) -> ToolContext {
+        let browsers = Arc::new(Browsers::new(browser_env(&env)));
+        ToolContext {
+            config,
+            sandboxes: Arc::new(SandboxManager::with_env(env)),
+            sweeper: Arc::new(StagingSweeper::new()),
+            browsers,
+        }
+    }
+
+    /// A context over long-lived parts (the gateway keeps them across config reloads); its
+    /// browsers are new and see the sandbox manager's environment.
     pub fn with_parts(
         config: Arc<Config>,
         sandboxes: Arc<SandboxManager>,
         sweeper: Arc<StagingSweeper>,
     ) -> ToolContext {
+        let browsers = Arc::new(Browsers::new(browser_env(sandboxes.env())));
         ToolContext {
             config,
             sandboxes,
             sweeper,
+            browsers,
         }
+    }
+
+    /// Stops what this context started: every Chromium (process group gone, profile and temp
+    /// files removed) and the sandbox manager's backends. A one-shot CLI call runs it before
+    /// exiting; the gateway when it stops.
+    pub async fn shutdown(&self) {
+        self.browsers.shutdown().await;
+        self.sandboxes.shutdown();
     }
 
     /// The session a call runs in: policy resolved, mounts planned, directories ready, and
@@ -99,6 +126,14 @@ impl ToolContext {
         ))?;
         self.sweeper.sweep_once(store.dir());
         Ok(store)
+    }
+}
+
+/// What the browsers take from the backend environment.
+fn browser_env(env: &BackendEnv) -> carapace_browser::BrowserEnv {
+    carapace_browser::BrowserEnv {
+        path: env.path.clone(),
+        temp_dir: env.temp_dir.clone(),
     }
 }
 

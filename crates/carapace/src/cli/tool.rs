@@ -62,9 +62,11 @@ pub async fn run(cmd: ToolCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         channel: a.channel,
     };
     let result = match &a.gateway {
-        Some(url) => super::gateway::remote_invoke(url, call).await?,
-        None => invoke(&ctx, call).await.map_err(|e| e.0)?,
+        Some(url) => super::gateway::remote_invoke(url, call).await,
+        None => invoke(&ctx, call).await.map_err(|e| e.0),
     };
+    ctx.shutdown().await;
+    let result = result?;
     let human = human(&result);
     emit_ok(g.json, json!({ "result": result }), &human);
     Ok(())
