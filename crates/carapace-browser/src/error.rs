@@ -119,10 +119,11 @@ impl CarapaceError for BrowserError {
             BrowserError::ChromiumMissing { .. } | BrowserError::LaunchFailed { .. } => {
                 ErrorCode::SandboxBackendUnavailable
             }
-            // Same code as the media store's refused downloads (scheme, private address).
+            // Same codes as the media store's refused downloads: a private address is the
+            // network policy's refusal, a refused scheme a bad request.
+            BrowserError::PrivateNetworkRefused { .. } => ErrorCode::NetworkPolicyRefused,
             BrowserError::BadRequest(_)
             | BrowserError::SchemeRefused { .. }
-            | BrowserError::PrivateNetworkRefused { .. }
             | BrowserError::Unresolvable { .. }
             | BrowserError::NavigationFailed { .. } => ErrorCode::BadRequest,
             BrowserError::FileRefused { source, .. } => source.code(),

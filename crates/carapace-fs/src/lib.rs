@@ -45,7 +45,7 @@ mod sweep;
 
 pub use append::{AppendFile, AppendOptions, DEFAULT_MAX_RECORD_BYTES};
 pub use atomic_write::STAGING_PREFIX;
-pub use error::FsError;
+pub use error::{FsError, environment_code, errno_name};
 pub use list_bounded::{ListOptions, Listing};
 pub use meta::{DirEntryMeta, FileKind, FileMeta};
 pub use options::{

@@ -126,6 +126,19 @@ error_codes! {
     /// The target room is end-to-end encrypted and carapace has no encryption: it sends
     /// nothing there rather than plaintext.
     ChannelRoomEncrypted = "CHANNEL_ROOM_ENCRYPTED", http 403, exit 3;
+    /// The filesystem is full (ENOSPC) or the user's quota is used up (EDQUOT).
+    StorageFull = "STORAGE_FULL", http 507, exit 4;
+    /// The filesystem is mounted read-only (EROFS).
+    ReadOnlyFilesystem = "READ_ONLY_FILESYSTEM", http 507, exit 4;
+    /// The device reported an I/O error (EIO): a disk or network-filesystem problem.
+    IoError = "IO_ERROR", http 503, exit 4;
+    /// The process or the system ran out of file descriptors or memory (EMFILE, ENFILE, ENOMEM).
+    ResourceExhausted = "RESOURCE_EXHAUSTED", http 503, exit 4;
+    /// A process could not be started (its working directory or program vanished, a limit).
+    SpawnFailed = "SPAWN_FAILED", http 503, exit 4;
+    /// The network policy refused a destination: a private, loopback or link-local address,
+    /// or a redirect to one.
+    NetworkPolicyRefused = "NETWORK_POLICY_REFUSED", http 403, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -297,7 +297,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ctx = ctx(tmp.path(), "");
         for (action, args, code) in [
-            (None, json!({ "url": "http://127.0.0.1:1/" }), "BAD_REQUEST"),
+            (
+                None,
+                json!({ "url": "http://127.0.0.1:1/" }),
+                "NETWORK_POLICY_REFUSED",
+            ),
             (
                 None,
                 json!({ "url": "file:///etc/passwd" }),
