@@ -1,4 +1,4 @@
-//! [`BrowserError`]: every refusal and failure of the browser tool, with its SPEC §7 code and
+//! [`BrowserError`]: every refusal and failure of the browser tool, with its docs/errors.md code and
 //! the facts behind it.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The typed channel error and its codes (SPEC §7).
+//! The typed channel error and its codes (docs/errors.md).
 
 use std::time::Duration;
 

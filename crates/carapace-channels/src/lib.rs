@@ -1,4 +1,4 @@
-//! Outbound channel adapters for carapace (SPEC §6): the [`ChannelAdapter`] interface, the
+//! Outbound channel adapters for carapace (docs/channels.md): the [`ChannelAdapter`] interface, the
 //! typed [`DeliveryOutcome`] of one HTTP attempt, the one [`RetryPolicy`] every adapter shares,
 //! and the Discord, Telegram, Slack and webhook adapters.
 //!

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Target;
 
-/// One file to send. The file was opened and verified by the outbound reader (SPEC §6); the
+/// One file to send. The file was opened and verified by the outbound reader (docs/channels.md); the
 /// adapter streams **this** fd with positional reads from offset 0 and never re-opens a path.
 /// Exactly `size` bytes are sent: a file that shrank since it was checked fails the send.
 #[derive(Debug)]

@@ -96,7 +96,9 @@ fn check(r: &Received) -> Option<Response> {
                 _ => None,
             };
             let Some(id) = id else {
-                return Some(invalid("attachment id must be the index of a files[n] part"));
+                return Some(invalid(
+                    "attachment id must be the index of a files[n] part",
+                ));
             };
             let Some(f) = r.part(&format!("files[{id}]")) else {
                 return Some(invalid("attachment id without files[n]"));

@@ -1,4 +1,4 @@
-//! [`FsError`]: every refusal and failure of the safe filesystem layer, with its SPEC §7 code
+//! [`FsError`]: every refusal and failure of the safe filesystem layer, with its docs/errors.md code
 //! and the facts behind it.
 //!
 //! Escape attempts are built in exactly one place, [`escape`], so there is one message, one

@@ -1,4 +1,4 @@
-//! carapace's safe filesystem layer (SPEC §4): every file operation of carapace goes through a
+//! carapace's safe filesystem layer (docs/fs.md): every file operation of carapace goes through a
 //! [`Root`], a directory pinned by an fd beneath which every path is resolved.
 //!
 //! - **Containment** by the kernel (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`),

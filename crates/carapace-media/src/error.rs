@@ -1,4 +1,4 @@
-//! [`MediaError`]: every refusal of the media store and the outbound reader, with its SPEC §7
+//! [`MediaError`]: every refusal of the media store and the outbound reader, with its docs/errors.md
 //! code and the facts behind it.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Stable error codes, the JSON error envelope, and the one table that maps a code to an HTTP
-//! status and a CLI exit code (SPEC §7).
+//! status and a CLI exit code (docs/errors.md).
 //!
 //! Every crate defines its own `thiserror` enum and implements [`CarapaceError`] for it; the
 //! CLI, HTTP and MCP layers only ever see the [`ErrorEnvelope`] built from it.
@@ -43,7 +43,7 @@ macro_rules! error_codes {
     };
 }
 
-// The one table (SPEC §7). Change a row here and every surface follows.
+// The one table (docs/errors.md). Change a row here and every surface follows.
 error_codes! {
     /// The configuration file is invalid.
     ConfigInvalid = "CONFIG_INVALID", http 400, exit 2;

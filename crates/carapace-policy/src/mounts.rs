@@ -1,4 +1,4 @@
-//! Mount planning (SPEC §3): the one place that decides what a session's sandbox sees, and the
+//! Mount planning (docs/sandbox.md): the one place that decides what a session's sandbox sees, and the
 //! one mapping from an agent-visible path (`/workspace/…`, `/agent/…`, or relative to
 //! `/workspace`) to a host directory and a path beneath it.
 //!
@@ -204,7 +204,7 @@ impl CarapaceError for MountError {
     }
 }
 
-/// Plans the mounts of a session from its effective policy (SPEC §3).
+/// Plans the mounts of a session from its effective policy (docs/sandbox.md).
 pub fn plan(eff: &EffectiveSandbox) -> MountTable {
     let agent_ws = eff.agent_workspace.value.clone();
     if !eff.sandboxed {
@@ -465,7 +465,7 @@ mod tests {
             .collect()
     }
 
-    /// Every access × scope × mode: the table of SPEC §3.
+    /// Every access × scope × mode: the table of docs/sandbox.md.
     #[test]
     fn full_matrix() {
         for mode in SandboxMode::VALUES {

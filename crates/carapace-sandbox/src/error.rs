@@ -1,4 +1,4 @@
-//! [`SandboxError`]: every failure of the sandbox runtime, with its SPEC §7 code.
+//! [`SandboxError`]: every failure of the sandbox runtime, with its docs/errors.md code.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The **Docker** backend (SPEC §3): one long-lived container per scope key on a real Docker
+//! The **Docker** backend (docs/sandbox.md): one long-lived container per scope key on a real Docker
 //! engine, reached through its HTTP API (bollard; unix socket or `$DOCKER_HOST`), running the
 //! same mount plan as bwrap.
 //!
