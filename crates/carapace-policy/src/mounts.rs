@@ -391,29 +391,10 @@ fn under(p: &str, base: &str) -> bool {
     p == base || p.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Lexical normalisation to an absolute container path: relative paths are under
-/// `/workspace`; `.`, empty components and `..` are resolved (`..` at `/` stays at `/`).
-/// `None` for a NUL byte.
+/// An agent path as an absolute container path ([`crate::lexical::container_path`] under
+/// `/workspace`). `None` for a NUL byte.
 pub fn normalize(path: &str) -> Option<String> {
-    if path.contains('\0') {
-        return None;
-    }
-    let full = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{WORKSPACE}/{path}")
-    };
-    let mut out: Vec<&str> = Vec::new();
-    for c in full.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    Some(format!("/{}", out.join("/")))
+    crate::lexical::container_path(path, WORKSPACE)
 }
 
 #[cfg(test)]
