@@ -155,11 +155,14 @@ pub async fn invoke_on(
 /// Runs a checked call (only [`registry::dispatch`] calls this).
 pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     match call.tool.as_str() {
-        "read" => read::run(ctx, call),
-        "write" => write::run(ctx, call),
-        "edit" => edit::run(ctx, call),
-        "apply_patch" => apply_patch::run(ctx, call),
-        "ls" => ls::run(ctx, call),
+        // The file tools do blocking filesystem work (reads, writes, hashing, directory
+        // walks): they run on the blocking pool, so one slow disk or large read never stalls
+        // the async workers that serve every other request.
+        "read" => blocking(ctx, call, read::run).await,
+        "write" => blocking(ctx, call, write::run).await,
+        "edit" => blocking(ctx, call, edit::run).await,
+        "apply_patch" => blocking(ctx, call, apply_patch::run).await,
+        "ls" => blocking(ctx, call, ls::run).await,
         "exec" => exec::run(ctx, call).await,
         "browser" => browser::run(ctx, call).await,
         "message" => message::run(ctx, call).await,
@@ -168,6 +171,24 @@ pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, Too
             ToolError::new(ErrorCode::NotFound, format!("unknown tool {other:?}"))
                 .with_detail("tool", other),
         ),
+    }
+}
+
+/// Runs a synchronous tool on tokio's blocking pool. A panic inside stays a panic (the
+/// gateway catches it and answers `INTERNAL` with a request id); a cancelled task is `INTERNAL`.
+async fn blocking(
+    ctx: &ToolContext,
+    call: &ToolCall,
+    tool: fn(&ToolContext, &ToolCall) -> Result<Value, ToolError>,
+) -> Result<Value, ToolError> {
+    let (ctx, call) = (ctx.clone(), call.clone());
+    match tokio::task::spawn_blocking(move || tool(&ctx, &call)).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ToolError::new(
+            ErrorCode::Internal,
+            format!("the file tool task was cancelled: {e}"),
+        )),
     }
 }
 
