@@ -178,7 +178,7 @@ mod tests {
             dir.join("media").display()
         );
         let var = |_: &str| None;
-        let config = Config::parse(
+        Config::parse(
             &text,
             "test.json5",
             &LoadEnv {
@@ -187,8 +187,7 @@ mod tests {
                 state_dir: dir.join("state"),
             },
         )
-        .unwrap();
-        config
+        .unwrap()
     }
 
     fn call(action: Option<&str>, args: serde_json::Value) -> ToolCall {
