@@ -1,4 +1,4 @@
-//! [`BrowserError`]: every refusal and failure of the browser tool, with its SPEC §7 code and
+//! [`BrowserError`]: every refusal and failure of the browser tool, with its docs/errors.md code and
 //! the facts behind it.
 
 use std::path::PathBuf;
@@ -119,10 +119,11 @@ impl CarapaceError for BrowserError {
             BrowserError::ChromiumMissing { .. } | BrowserError::LaunchFailed { .. } => {
                 ErrorCode::SandboxBackendUnavailable
             }
-            // Same code as the media store's refused downloads (scheme, private address).
+            // Same codes as the media store's refused downloads: a private address is the
+            // network policy's refusal, a refused scheme a bad request.
+            BrowserError::PrivateNetworkRefused { .. } => ErrorCode::NetworkPolicyRefused,
             BrowserError::BadRequest(_)
             | BrowserError::SchemeRefused { .. }
-            | BrowserError::PrivateNetworkRefused { .. }
             | BrowserError::Unresolvable { .. }
             | BrowserError::NavigationFailed { .. } => ErrorCode::BadRequest,
             BrowserError::FileRefused { source, .. } => source.code(),

@@ -1,4 +1,4 @@
-//! carapace's browser engine (the `browser` tool, SPEC §8): a real headless Chromium driven
+//! carapace's browser engine (the `browser` tool, docs/gateway.md): a real headless Chromium driven
 //! over the DevTools protocol, whose screenshots and PDFs land in the media store at 0644 —
 //! a path the `message` tool can send as it is (seed 000).
 //!
@@ -29,7 +29,7 @@ mod service;
 pub mod url_policy;
 
 pub use error::{BrowserError, INSTALL_HINT};
-pub use process::{CHROMIUM_FLAGS, chromium_args, find_chromium};
+pub use process::{BrowserEnv, CHROMIUM_FLAGS, chromium_args, find_chromium};
 pub use request::{
     Action, BrowserArgs, Capture, CaptureRequest, DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_DIMENSION,
     MAX_FULL_PAGE_HEIGHT, MAX_WAIT_MS, PDF_PAPER_INCHES, ScreenshotOptions, png_dimensions,
@@ -40,7 +40,7 @@ pub use url_policy::{Origin, UrlPolicy, WorkspaceScope};
 use carapace_policy::CarapaceError;
 use serde::Serialize;
 
-/// A capture saved in the media store: the `browser` tool's result (SPEC §8).
+/// A capture saved in the media store: the `browser` tool's result (docs/gateway.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SavedCapture {

@@ -62,46 +62,77 @@ pub fn chromium_args(profile_dir: &Path, proxy: &str) -> Vec<String> {
     args
 }
 
-/// Finds the binary: the configured path (must exist), else `chromium`, `chromium-browser`,
-/// `google-chrome` on PATH.
-pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, BrowserError> {
-    if let Some(p) = configured {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(BrowserError::ChromiumMissing {
-                path: Some(p.to_path_buf()),
-                reason: format!("browser.executablePath {} does not exist", p.display()),
-            })
-        };
+/// Where Chromium is looked for and where its temporary files go: injected by the runtime
+/// that owns the browser (tests point it at private directories), or the process's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserEnv {
+    /// `$PATH` searched for the binary when `browser.executablePath` is unset.
+    pub path: Option<std::ffi::OsString>,
+    /// The directory profile directories are made in (`$TMPDIR`, else `/tmp`). Chromium's own
+    /// temp files (`org.chromium.Chromium.*`) go inside the profile, so stopping the browser
+    /// removes everything it made.
+    pub temp_dir: PathBuf,
+}
+
+impl BrowserEnv {
+    /// From the process environment.
+    pub fn from_process() -> BrowserEnv {
+        BrowserEnv {
+            path: std::env::var_os("PATH"),
+            temp_dir: std::env::temp_dir(),
+        }
     }
-    let names = ["chromium", "chromium-browser", "google-chrome"];
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            for n in names {
-                let cand = dir.join(n);
-                if cand.is_file() {
-                    return Ok(cand);
+
+    /// Finds the binary: the configured path (must exist), else `chromium`, `chromium-browser`,
+    /// `google-chrome` on this environment's PATH.
+    pub fn find_chromium(&self, configured: Option<&Path>) -> Result<PathBuf, BrowserError> {
+        if let Some(p) = configured {
+            return if p.is_file() {
+                Ok(p.to_path_buf())
+            } else {
+                Err(BrowserError::ChromiumMissing {
+                    path: Some(p.to_path_buf()),
+                    reason: format!("browser.executablePath {} does not exist", p.display()),
+                })
+            };
+        }
+        let names = ["chromium", "chromium-browser", "google-chrome"];
+        if let Some(path) = &self.path {
+            for dir in std::env::split_paths(path) {
+                for n in names {
+                    let cand = dir.join(n);
+                    if cand.is_file() {
+                        return Ok(cand);
+                    }
                 }
             }
         }
+        Err(BrowserError::ChromiumMissing {
+            path: None,
+            reason: "no chromium, chromium-browser or google-chrome on PATH".into(),
+        })
     }
-    Err(BrowserError::ChromiumMissing {
-        path: None,
-        reason: "no chromium, chromium-browser or google-chrome on PATH".into(),
-    })
+
+    fn find_on_path(&self, name: &str) -> Option<PathBuf> {
+        std::env::split_paths(self.path.as_ref()?)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    }
+}
+
+/// [`BrowserEnv::find_chromium`] with the process environment.
+pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, BrowserError> {
+    BrowserEnv::from_process().find_chromium(configured)
 }
 
 /// Prefix of profile directories in the temp dir: `carapace-chromium-<carapace pid>-<random>`.
 const PROFILE_PREFIX: &str = "carapace-chromium-";
 
 /// Removes profile directories left by carapace processes that are gone (a process killed with
-/// SIGKILL, or one whose browser service lived in a static and was never dropped). A directory
-/// whose owner pid is alive is never touched; removal goes through carapace-fs, never
-/// following links.
-fn sweep_orphan_profiles() {
-    let tmp = std::env::temp_dir();
-    let Ok(root) = carapace_fs::Root::open(&tmp) else {
+/// SIGKILL). A directory whose owner pid is alive is never touched; removal goes through
+/// carapace-fs, never following links.
+fn sweep_orphan_profiles(tmp: &Path) {
+    let Ok(root) = carapace_fs::Root::open(tmp) else {
         return;
     };
     let Ok(entries) = root.list(Path::new("")) else {
@@ -126,8 +157,9 @@ fn sweep_orphan_profiles() {
     }
 }
 
-/// A running Chromium: the child, its process group and its profile directory (removed on
-/// drop, after the group is killed).
+/// A running Chromium: the child, its process group and its profile directory. Stop it with
+/// [`ChromiumProcess::shutdown`] (kills the group, waits until it is gone, removes the
+/// profile); dropping it kills the group and removes the profile best effort.
 #[derive(Debug)]
 pub struct ChromiumProcess {
     child: Child,
@@ -135,31 +167,43 @@ pub struct ChromiumProcess {
     /// The DevTools WebSocket address.
     pub ws_url: String,
     // Dropped last: the processes are dead by then.
-    _profile: tempfile::TempDir,
+    profile: Option<tempfile::TempDir>,
 }
+
+/// How long [`ChromiumProcess::shutdown`] waits for the process group to be gone.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ChromiumProcess {
     /// Starts `binary` with [`chromium_args`] and waits (at most `launch_timeout`) for the
     /// DevTools address.
+    /// The profile directory is made in `env.temp_dir`; Chromium's `TMPDIR` is a directory
+    /// inside it.
     pub async fn launch(
         binary: &Path,
         launch_timeout: Duration,
         proxy: &str,
+        env: &BrowserEnv,
     ) -> Result<ChromiumProcess, BrowserError> {
         let failed = |reason: String| BrowserError::LaunchFailed {
             path: binary.to_path_buf(),
             reason,
         };
-        sweep_orphan_profiles();
+        sweep_orphan_profiles(&env.temp_dir);
         let profile = tempfile::Builder::new()
             .prefix(&format!("{PROFILE_PREFIX}{}-", std::process::id()))
-            .tempdir()
+            .tempdir_in(&env.temp_dir)
             .map_err(|e| failed(format!("cannot create a profile directory: {e}")))?;
+        // Chromium's own temp files (`org.chromium.Chromium.*`, shared memory files under
+        // --disable-dev-shm-usage) go beside the profile and are removed with it.
+        let chromium_tmp = carapace_fs::Root::open(profile.path())
+            .and_then(|r| r.mkdir_all(Path::new("tmp"), 0o700))
+            .map(|()| profile.path().join("tmp"))
+            .map_err(|e| failed(format!("cannot create Chromium's temp directory: {e}")))?;
         // Chromium lives in its own process group, so nothing kills it when carapace dies
         // abruptly (SIGKILL, a panic in a static's owner). `setpriv --pdeathsig KILL` (util-linux)
         // makes the kernel kill it when the thread that started it is gone; it execs Chromium,
         // so the pid is Chromium's. Without setpriv, Chromium is started directly.
-        let mut cmd = match find_on_path("setpriv") {
+        let mut cmd = match env.find_on_path("setpriv") {
             Some(setpriv) => {
                 let mut c = Command::new(setpriv);
                 c.args(["--pdeathsig", "KILL", "--"]).arg(binary);
@@ -171,6 +215,7 @@ impl ChromiumProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .env("TMPDIR", &chromium_tmp)
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
@@ -236,8 +281,27 @@ impl ChromiumProcess {
             child,
             pid,
             ws_url,
-            _profile: profile,
+            profile: Some(profile),
         })
+    }
+
+    /// Stops Chromium for good: SIGKILL to the whole group, waits (at most ten seconds) until
+    /// the main process is reaped and no process of the group is left, then removes the
+    /// profile directory (Chromium's temp files with it).
+    pub async fn shutdown(mut self) {
+        kill_group(self.pid);
+        let _ = tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await;
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        while group_alive(self.pid) && tokio::time::Instant::now() < deadline {
+            kill_group(self.pid);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(p) = self.profile.take() {
+            let path = p.path().to_path_buf();
+            if let Err(e) = p.close() {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove the Chromium profile");
+            }
+        }
     }
 
     /// The pid of the main process (also its process group id).
@@ -258,10 +322,12 @@ impl Drop for ChromiumProcess {
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+/// True while some process of group `pid` exists (zombies included).
+fn group_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
 }
 
 /// SIGKILL to the whole process group `pid` (best effort: it may be gone already).

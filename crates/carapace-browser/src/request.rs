@@ -60,7 +60,7 @@ pub struct CaptureRequest {
     pub action: Action,
 }
 
-/// The tool's wire arguments (SPEC §8, OpenClaw names).
+/// The tool's wire arguments (docs/gateway.md, OpenClaw names).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BrowserArgs {

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::BrowserError;
-use crate::process::{ChromiumProcess, find_chromium};
+use crate::process::{BrowserEnv, ChromiumProcess};
 use crate::proxy::Socks5Proxy;
 use crate::request::{
     Action, Capture, CaptureRequest, MAX_FULL_PAGE_HEIGHT, PDF_PAPER_INCHES, ScreenshotOptions,
@@ -94,7 +94,8 @@ impl BrowserSettings {
 struct Instance {
     browser: chromiumoxide::Browser,
     handler: JoinHandle<()>,
-    process: StdMutex<ChromiumProcess>,
+    /// `None` once stopped.
+    process: StdMutex<Option<ChromiumProcess>>,
     // Every connection of this Chromium goes through it; stops with the instance.
     _proxy: Socks5Proxy,
 }
@@ -105,13 +106,25 @@ impl Instance {
             return false;
         }
         match self.process.lock() {
-            Ok(mut p) => !p.has_exited(),
+            Ok(mut p) => p.as_mut().is_some_and(|p| !p.has_exited()),
             Err(_) => false,
         }
     }
 
     fn pid(&self) -> Option<u32> {
-        self.process.lock().ok().map(|p| p.pid())
+        self.process
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(ChromiumProcess::pid))
+    }
+
+    /// Stops the DevTools connection and Chromium, and removes its profile.
+    async fn stop(&self) {
+        self.handler.abort();
+        let process = self.process.lock().ok().and_then(|mut p| p.take());
+        if let Some(p) = process {
+            p.shutdown().await;
+        }
     }
 }
 
@@ -136,6 +149,7 @@ impl Drop for Instance {
 /// The browser engine. Cheap to share (`Arc`); every call gets its own page.
 pub struct BrowserService {
     settings: BrowserSettings,
+    env: BrowserEnv,
     slots: Arc<Semaphore>,
     instance: Mutex<Option<Arc<Instance>>>,
 }
@@ -152,11 +166,19 @@ impl std::fmt::Debug for BrowserService {
 type Refusal = Arc<StdMutex<Option<BrowserError>>>;
 
 impl BrowserService {
-    /// A service; Chromium is started by the first call, not here.
+    /// A service over the process environment; Chromium is started by the first call, not
+    /// here.
     pub fn new(settings: BrowserSettings) -> BrowserService {
+        BrowserService::with_env(settings, BrowserEnv::from_process())
+    }
+
+    /// A service whose Chromium is found on `env.path` and keeps its profile (and every temp
+    /// file) beneath `env.temp_dir`.
+    pub fn with_env(settings: BrowserSettings, env: BrowserEnv) -> BrowserService {
         let slots = Arc::new(Semaphore::new(settings.max_pages.max(1)));
         BrowserService {
             settings,
+            env,
             slots,
             instance: Mutex::new(None),
         }
@@ -173,9 +195,19 @@ impl BrowserService {
         self.instance.lock().await.as_ref().and_then(|i| i.pid())
     }
 
-    /// Stops Chromium (the next call starts a new one).
+    /// The environment Chromium is found and run in.
+    pub fn env(&self) -> &BrowserEnv {
+        &self.env
+    }
+
+    /// Stops Chromium and waits until its process group is gone and its profile directory
+    /// (with Chromium's own temp files) is removed. Calls still running fail; the next call
+    /// starts a new Chromium.
     pub async fn shutdown(&self) {
-        self.instance.lock().await.take();
+        let inst = self.instance.lock().await.take();
+        if let Some(i) = inst {
+            i.stop().await;
+        }
     }
 
     /// The URL policy for a session: this service's private-network switch and the session's
@@ -250,14 +282,17 @@ impl BrowserService {
             tracing::warn!(pid = ?i.pid(), "chromium is gone; starting a new one");
             guard.take();
         }
-        let binary = find_chromium(self.settings.executable_path.as_deref())?;
+        let binary = self
+            .env
+            .find_chromium(self.settings.executable_path.as_deref())?;
         let proxy = Socks5Proxy::start(self.settings.allow_private_network)
             .await
             .map_err(|e| BrowserError::LaunchFailed {
                 path: binary.clone(),
                 reason: format!("cannot start the connection proxy: {e}"),
             })?;
-        let process = ChromiumProcess::launch(&binary, LAUNCH_TIMEOUT, &proxy.url()).await?;
+        let process =
+            ChromiumProcess::launch(&binary, LAUNCH_TIMEOUT, &proxy.url(), &self.env).await?;
         let config = HandlerConfig {
             ignore_https_errors: false,
             viewport: None,
@@ -286,7 +321,7 @@ impl BrowserService {
         let inst = Arc::new(Instance {
             browser,
             handler,
-            process: StdMutex::new(process),
+            process: StdMutex::new(Some(process)),
             _proxy: proxy,
         });
         *guard = Some(inst.clone());

@@ -209,7 +209,8 @@ async fn private_network_is_refused_for_pages_subresources_and_navigations() {
         matches!(e, BrowserError::PrivateNetworkRefused { .. }),
         "{e}"
     );
-    assert_eq!(e.code(), ErrorCode::BadRequest);
+    assert_eq!(e.code(), ErrorCode::NetworkPolicyRefused);
+    assert_eq!(e.code().http_status(), 403);
     assert_eq!(e.details()["address"], "127.0.0.1");
 
     // An image and a frame of a workspace page, and a script navigation: never fetched.

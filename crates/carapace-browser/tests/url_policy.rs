@@ -112,7 +112,7 @@ fn every_address_must_be_public() {
     for p in private {
         let ip: IpAddr = p.parse().unwrap();
         let e = check_addresses("http://h/", "h", &[ip], false).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::BadRequest, "{p}");
+        assert_eq!(e.code(), ErrorCode::NetworkPolicyRefused, "{p}");
         assert_eq!(
             e.details()["address"],
             p.parse::<IpAddr>().unwrap().to_string()

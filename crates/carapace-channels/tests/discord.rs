@@ -88,7 +88,18 @@ fn check(r: &Received) -> Option<Response> {
             return Some(invalid("attachments must describe every files[n]"));
         }
         for a in &atts {
-            let id = a["id"].as_u64()?;
+            // A missing or malformed id is an invalid request (never a pass that skips the
+            // remaining checks). Discord takes the index as a number or a numeric string.
+            let id = match &a["id"] {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.parse::<u64>().ok(),
+                _ => None,
+            };
+            let Some(id) = id else {
+                return Some(invalid(
+                    "attachment id must be the index of a files[n] part",
+                ));
+            };
             let Some(f) = r.part(&format!("files[{id}]")) else {
                 return Some(invalid("attachment id without files[n]"));
             };

@@ -254,6 +254,19 @@ impl AppendFile {
             .map_err(|e| io_error("fsync", &self.rel, e))
     }
 
+    /// The file's current size (fstat on the fd).
+    pub fn len(&self) -> Result<u64, FsError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| io_error("fstat", &self.rel, e))
+    }
+
+    /// True when the file is empty.
+    pub fn is_empty(&self) -> Result<bool, FsError> {
+        self.len().map(|n| n == 0)
+    }
+
     /// True when this open created the file.
     pub fn created(&self) -> bool {
         self.created

@@ -1,4 +1,4 @@
-//! Atomic, mode-exact writes (SPEC §4): stage in the same directory with `O_EXCL`, write,
+//! Atomic, mode-exact writes (docs/fs.md): stage in the same directory with `O_EXCL`, write,
 //! **fchmod the fd to the decided mode**, fsync when durable, `renameat` over the target
 //! (`RENAME_NOREPLACE` for no-clobber create), fsync the directory when durable.
 //!

@@ -1,4 +1,4 @@
-//! [`FsError`]: every refusal and failure of the safe filesystem layer, with its SPEC §7 code
+//! [`FsError`]: every refusal and failure of the safe filesystem layer, with its docs/errors.md code
 //! and the facts behind it.
 //!
 //! Escape attempts are built in exactly one place, [`escape`], so there is one message, one
@@ -240,6 +240,45 @@ pub(crate) fn from_errno(op: &'static str, path: &Path, e: Errno) -> FsError {
     }
 }
 
+/// The code of an I/O error the environment caused (full disk, read-only filesystem, a
+/// failing device, no descriptors left); `None` for everything else, which stays `INTERNAL`.
+/// The one place carapace maps an OS error to an environment code: every crate that meets an
+/// `io::Error` outside carapace-fs (spawning, sockets) asks here too.
+pub fn environment_code(e: &std::io::Error) -> Option<ErrorCode> {
+    let n = e.raw_os_error()?;
+    let is = |x: Errno| n == x.raw_os_error();
+    if is(Errno::NOSPC) || is(Errno::DQUOT) {
+        Some(ErrorCode::StorageFull)
+    } else if is(Errno::ROFS) {
+        Some(ErrorCode::ReadOnlyFilesystem)
+    } else if is(Errno::IO) {
+        Some(ErrorCode::IoError)
+    } else if is(Errno::MFILE) || is(Errno::NFILE) || is(Errno::NOMEM) {
+        Some(ErrorCode::ResourceExhausted)
+    } else {
+        None
+    }
+}
+
+/// The symbolic name of the environment errors [`environment_code`] knows (`ENOSPC`, ...).
+pub fn errno_name(e: &std::io::Error) -> Option<&'static str> {
+    let n = e.raw_os_error()?;
+    [
+        (Errno::NOSPC, "ENOSPC"),
+        (Errno::DQUOT, "EDQUOT"),
+        (Errno::ROFS, "EROFS"),
+        (Errno::IO, "EIO"),
+        (Errno::MFILE, "EMFILE"),
+        (Errno::NFILE, "ENFILE"),
+        (Errno::NOMEM, "ENOMEM"),
+        (Errno::NOENT, "ENOENT"),
+        (Errno::NOTDIR, "ENOTDIR"),
+    ]
+    .into_iter()
+    .find(|(x, _)| x.raw_os_error() == n)
+    .map(|(_, name)| name)
+}
+
 impl CarapaceError for FsError {
     fn code(&self) -> ErrorCode {
         match self {
@@ -257,7 +296,7 @@ impl CarapaceError for FsError {
             FsError::LineTooLong { .. } | FsError::ScanLimit { .. } => ErrorCode::TooLarge,
             FsError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             FsError::ResolverUnavailable(_) => ErrorCode::Internal,
-            FsError::Io { .. } => ErrorCode::Internal,
+            FsError::Io { source, .. } => environment_code(source).unwrap_or(ErrorCode::Internal),
         }
     }
 
@@ -275,6 +314,25 @@ impl CarapaceError for FsError {
             FsError::TooLarge { .. } => {
                 Some("read a window of the file (offset/limit) or raise the limit".into())
             }
+            FsError::Io { source, path, .. } => match environment_code(source) {
+                Some(ErrorCode::StorageFull) => Some(format!(
+                    "the filesystem holding {} is full; free space (or raise the quota) and retry",
+                    path.display()
+                )),
+                Some(ErrorCode::ReadOnlyFilesystem) => Some(
+                    "the filesystem is mounted read-only; remount it read-write or use a writable directory"
+                        .into(),
+                ),
+                Some(ErrorCode::IoError) => Some(
+                    "the device reported an I/O error; check the disk (dmesg) before retrying"
+                        .into(),
+                ),
+                Some(ErrorCode::ResourceExhausted) => Some(
+                    "out of file descriptors or memory; raise `ulimit -n` or lower the concurrency"
+                        .into(),
+                ),
+                _ => None,
+            },
             FsError::LineTooLong { .. } => Some(
                 "the line alone is over the cap; read it in byte ranges (e.g. `head -c`, `dd`) instead of by lines"
                     .into(),
@@ -373,6 +431,9 @@ impl CarapaceError for FsError {
                 put("path", p(path));
                 put("op", (*op).into());
                 put("osError", source.to_string().into());
+                if let Some(name) = errno_name(source) {
+                    put("errno", name.into());
+                }
             }
         }
         d

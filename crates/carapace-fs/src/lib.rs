@@ -1,4 +1,4 @@
-//! carapace's safe filesystem layer (SPEC §4): every file operation of carapace goes through a
+//! carapace's safe filesystem layer (docs/fs.md): every file operation of carapace goes through a
 //! [`Root`], a directory pinned by an fd beneath which every path is resolved.
 //!
 //! - **Containment** by the kernel (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`),
@@ -27,6 +27,7 @@
 
 mod append;
 mod atomic_write;
+mod create_dir;
 mod error;
 mod list_bounded;
 mod meta;
@@ -38,12 +39,13 @@ mod resolve;
 mod resolve_fallback;
 mod resolve_openat2;
 mod root;
+mod rotate;
 mod stash;
 mod sweep;
 
 pub use append::{AppendFile, AppendOptions, DEFAULT_MAX_RECORD_BYTES};
 pub use atomic_write::STAGING_PREFIX;
-pub use error::FsError;
+pub use error::{FsError, environment_code, errno_name};
 pub use list_bounded::{ListOptions, Listing};
 pub use meta::{DirEntryMeta, FileKind, FileMeta};
 pub use options::{
@@ -52,6 +54,7 @@ pub use options::{
 };
 pub use read_lines::{LineQuery, LineWindow};
 pub use root::Root;
+pub use rotate::RotatingLog;
 pub use stash::Stash;
 pub use sweep::{SweepOptions, SweepReport, UNLOCKED_GRACE};
 

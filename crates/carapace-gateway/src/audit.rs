@@ -5,13 +5,10 @@
 //! file passes the size limit it is renamed to `audit.jsonl.1` (older ones shift up to
 //! `.<keep>`, the oldest is dropped) and a new file is started. Files are 0600, the dir 0700.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use carapace_fs::{AppendOptions, RotatingLog};
 use carapace_policy::{ErrorCode, ErrorEnvelope};
 use serde::Serialize;
 use serde_json::Value;
@@ -159,90 +156,48 @@ fn sum_bytes(v: &Value) -> Option<u64> {
     Some(total)
 }
 
-/// The audit log writer. Cheap to share (`Arc`).
+/// The audit log writer (a [`carapace_fs::RotatingLog`] in `<state>/audit/`). Cheap to share
+/// (`Arc`).
 #[derive(Debug)]
 pub struct AuditLog {
-    dir: PathBuf,
-    max_bytes: u64,
-    keep: u32,
-    lock: Mutex<()>,
+    log: RotatingLog,
 }
 
 impl AuditLog {
     /// A log in `<state>/audit/`, created (0700) if missing.
     pub fn open(state_dir: &Path, max_bytes: u64, keep: u32) -> Result<AuditLog, ErrorEnvelope> {
-        let root = crate::auth::open_state_root(state_dir)?;
-        root.mkdir_all(Path::new("audit"), 0o700)
+        let root = crate::auth::open_state_root(state_dir)?
+            .create_dir_all(Path::new("audit"), 0o700)
             .map_err(|e| carapace_policy::CarapaceError::to_envelope(&e))?;
         Ok(AuditLog {
-            dir: state_dir.join("audit"),
-            max_bytes,
-            keep: keep.max(1),
-            lock: Mutex::new(()),
+            log: RotatingLog::new(
+                root,
+                "audit.jsonl",
+                max_bytes,
+                keep,
+                AppendOptions::default().with_new_file_mode(0o600),
+            ),
         })
     }
 
     /// The current file.
     pub fn path(&self) -> PathBuf {
-        self.dir.join("audit.jsonl")
+        self.log.path()
     }
 
     /// Appends one record. Failures are logged, never returned: an audit problem must not turn
     /// a finished tool call into an error the caller would retry.
     pub fn append(&self, rec: &AuditRecord) {
-        if let Err(e) = self.try_append(rec) {
+        let line = match serde_json::to_vec(rec) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "audit record does not serialise");
+                return;
+            }
+        };
+        if let Err(e) = self.log.append(&line) {
             tracing::error!(error = %e, "audit log append failed");
         }
-    }
-
-    fn try_append(&self, rec: &AuditRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = self.open_current()?;
-        if f.metadata()?.len() >= self.max_bytes {
-            self.rotate()?;
-            f = self.open_current()?;
-        }
-        // One write(2) per line: with O_APPEND the kernel places it whole at the end.
-        let n = f.write(&line)?;
-        if n != line.len() {
-            return Err(std::io::Error::other(format!(
-                "short audit write: {n} of {} bytes",
-                line.len()
-            )));
-        }
-        Ok(())
-    }
-
-    fn open_current(&self) -> std::io::Result<File> {
-        let f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(self.path())?;
-        let meta = f.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::Error::other("audit.jsonl is not a regular file"));
-        }
-        if meta.permissions().mode() & 0o777 != 0o600 {
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(f)
-    }
-
-    fn rotate(&self) -> std::io::Result<()> {
-        let name = |i: u32| self.dir.join(format!("audit.jsonl.{i}"));
-        let _ = std::fs::remove_file(name(self.keep));
-        for i in (1..self.keep).rev() {
-            match std::fs::rename(name(i), name(i + 1)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        std::fs::rename(self.path(), name(1))
     }
 }
 
@@ -279,6 +234,7 @@ fn rfc3339(secs: u64, millis: u32) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn time_format() {

@@ -120,7 +120,7 @@ pub fn ensure_token(config: &Config) -> Result<Token, ErrorEnvelope> {
 /// missing.
 pub fn load_or_create_file_token(state_dir: &Path) -> Result<Token, ErrorEnvelope> {
     let root = open_state_root(state_dir)?;
-    root.mkdir_all(Path::new("secrets"), 0o700)
+    root.create_dir_all(Path::new("secrets"), 0o700)
         .map_err(|e| e.to_envelope())?;
     // An older or hand-made secrets dir may be wider; secrets/ is 0700 by contract.
     root.set_mode(Path::new("secrets"), 0o700)
@@ -190,26 +190,19 @@ fn read_token_file(root: &Root) -> Result<Option<String>, ErrorEnvelope> {
     }
 }
 
-/// Creates the state dir (0700 for each directory this call creates) and opens it as a root.
+/// Creates the state dir (0700 for each directory this call creates, through carapace-fs) and
+/// opens it as a root.
 pub fn open_state_root(state_dir: &Path) -> Result<Root, ErrorEnvelope> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(|e| {
-            ErrorEnvelope::new(
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    ErrorCode::PermissionDenied
-                } else {
-                    ErrorCode::Internal
-                },
-                format!("cannot create the state dir {}: {e}", state_dir.display()),
-            )
-            .with_hint("set $CARAPACE_STATE_DIR to a directory you can write")
+    Root::open_or_create(state_dir, 0o700).map_err(|e| {
+        let mut env = e.to_envelope();
+        env.message = format!(
+            "cannot create the state dir {}: {}",
+            state_dir.display(),
+            env.message
+        );
+        env.with_hint("set $CARAPACE_STATE_DIR to a directory you can write")
             .with_detail("path", state_dir.display().to_string())
-        })?;
-    Root::open(state_dir).map_err(|e| e.to_envelope())
+    })
 }
 
 /// 32 random bytes from the OS, base64url without padding (43 characters).

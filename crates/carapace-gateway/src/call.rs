@@ -256,6 +256,12 @@ pub trait ToolBackend: Send + Sync + 'static {
     fn tool_context(&self) -> Option<carapace_tools::ToolContext> {
         None
     }
+
+    /// Stops the services the backend started (browsers, backend clients); the gateway calls
+    /// it once when it stops. The default: nothing to stop.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Builds a backend from a (re)loaded config.

@@ -312,6 +312,11 @@ impl Gateway {
         *self.inner.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
+    /// Stops the services of the backend in force (the gateway is stopping).
+    pub async fn shutdown_backend(&self) {
+        self.slot().backend.shutdown().await;
+    }
+
     /// Refreshes gauges that are read, not counted. When the backend cannot count its
     /// sandboxes, the `exec` calls running now are the count (a bwrap sandbox lives exactly as
     /// long as its command).

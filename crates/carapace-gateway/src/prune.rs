@@ -27,7 +27,9 @@ pub async fn run(loader: ConfigLoader, every: Duration) {
                 continue;
             }
         };
-        let outcome = match carapace_sandbox::docker::shared(&config.state_dir) {
+        let outcome = match carapace_sandbox::docker::DockerBackend::new(
+            carapace_sandbox::docker::DockerOptions::new(&config.state_dir),
+        ) {
             Ok(backend) => carapace_sandbox::docker::prune(&backend, &config).await,
             Err(e) => Err(e),
         };

@@ -146,6 +146,7 @@ pub async fn run(opts: RunOptions) -> Result<(), ErrorEnvelope> {
     if let Some(agent) = gw.set_agent(None) {
         agent.shutdown().await;
     }
+    gw.shutdown_backend().await;
     result
 }
 

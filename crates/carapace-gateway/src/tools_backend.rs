@@ -80,6 +80,11 @@ impl ToolBackend for ToolsBackend {
     fn tool_context(&self) -> Option<ToolContext> {
         Some(self.ctx.clone())
     }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move { ctx.shutdown().await })
+    }
 }
 
 /// The factory the CLI hands to [`crate::run`]: every (re)load builds a context over the new

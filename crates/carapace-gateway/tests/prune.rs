@@ -61,7 +61,7 @@ async fn periodic_prune_removes_idle_containers() {
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0);
-    let backend = carapace_sandbox::docker::shared(&state).unwrap();
+    let backend = m.docker(&state).unwrap();
     let count = || async {
         carapace_sandbox::docker::list(&backend, Some(&config))
             .await

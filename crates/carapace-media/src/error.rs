@@ -1,4 +1,4 @@
-//! [`MediaError`]: every refusal of the media store and the outbound reader, with its SPEC §7
+//! [`MediaError`]: every refusal of the media store and the outbound reader, with its docs/errors.md
 //! code and the facts behind it.
 
 use std::path::PathBuf;
@@ -154,6 +154,11 @@ impl CarapaceError for MediaError {
             MediaError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             MediaError::Fs { source, .. } => source.code(),
             MediaError::TooLarge { .. } => ErrorCode::TooLarge,
+            // A refused address (private, loopback, a redirect to one) is the network policy's
+            // refusal; a refused scheme or credentials in the URL is a bad request.
+            MediaError::DownloadRefused {
+                address: Some(_), ..
+            } => ErrorCode::NetworkPolicyRefused,
             MediaError::DownloadRefused { .. }
             | MediaError::BadRequest(_)
             | MediaError::UnsupportedScheme { .. } => ErrorCode::BadRequest,

@@ -1,4 +1,4 @@
-//! carapace's media store and outbound reader (SPEC §5, §6).
+//! carapace's media store and outbound reader (docs/media.md, §6).
 //!
 //! - [`MediaStore`]: saves bytes, streams, imported files and downloads into the media
 //!   directory through carapace-fs. Names are `<sanitized-original>---<uuid>.<ext>` (or
@@ -7,7 +7,7 @@
 //! - [`download`]: http(s) only, streamed to disk, capped, at most 5 redirects, every address of
 //!   every hop checked (private/loopback refused unless `media.allowPrivateNetwork`) and the
 //!   connection pinned to the checked addresses.
-//! - [`outbound`]: the ordered checks of SPEC §6 on one pinned fd, which becomes the
+//! - [`outbound`]: the ordered checks of docs/channels.md on one pinned fd, which becomes the
 //!   [`carapace_channels::Attachment`] — the file is never re-opened by path and never read
 //!   whole into memory. [`outbound::check_file`] is the one home of that rule; `media_save` of
 //!   a path ([`MediaStore::import_checked`]) calls it too, since a copy in the store is

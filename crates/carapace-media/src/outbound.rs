@@ -1,4 +1,4 @@
-//! The outbound reader (SPEC §6): a path as the agent names it → one verified, pinned fd that
+//! The outbound reader (docs/channels.md): a path as the agent names it → one verified, pinned fd that
 //! is handed to a channel as an [`Attachment`]. The checks, in order:
 //!
 //! 1. **where**: a container path (`/workspace/…`, `/agent/…`, or relative to `/workspace`) is

@@ -122,37 +122,10 @@ pub fn sanitize_stem(original: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Creates `dir` (and missing parents) with mode 0755 by fchmod, through carapace-fs from the
-/// nearest existing ancestor.
-pub(crate) fn ensure_dir(dir: &Path) -> Result<(), MediaError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut base = dir.to_path_buf();
-    let mut rest = Vec::new();
-    while !base.is_dir() {
-        let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
-            return Err(MediaError::BadRequest(format!(
-                "cannot create directory {}",
-                dir.display()
-            )));
-        };
-        rest.push(name);
-        if !base.pop() {
-            break;
-        }
-    }
-    let root = Root::open(&base).map_err(|e| MediaError::fs(&base.to_string_lossy(), e))?;
-    let rel: PathBuf = rest.iter().rev().collect();
-    root.mkdir_all(&rel, DIR_MODE)
-        .map_err(|e| MediaError::fs(&dir.to_string_lossy(), e))
-}
-
 impl MediaStore {
     /// Opens (creating it 0755 when missing) the media directory.
     pub fn open(settings: MediaSettings) -> Result<MediaStore, MediaError> {
-        ensure_dir(&settings.dir)?;
-        let root = Root::open(&settings.dir)
+        let root = Root::open_or_create(&settings.dir, DIR_MODE)
             .map_err(|e| MediaError::fs(&settings.dir.to_string_lossy(), e))?;
         Ok(MediaStore { root, settings })
     }

@@ -1,4 +1,4 @@
-//! The outbound reader: the ordered checks of SPEC §6 on one pinned fd, under `umask 077`.
+//! The outbound reader: the ordered checks of docs/channels.md on one pinned fd, under `umask 077`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;

@@ -235,7 +235,7 @@ async fn loopback_downloads_are_refused_by_default() {
         .download(&format!("{base}/img.png"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::BadRequest);
+    assert_eq!(e.code(), ErrorCode::NetworkPolicyRefused);
     assert_eq!(e.details()["address"], "127.0.0.1");
     assert!(e.hint().unwrap().contains("allowPrivateNetwork"));
     let port = base.rsplit(':').next().unwrap();

@@ -269,20 +269,9 @@ fn under(p: &str, base: &str) -> bool {
     p == base || p.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Absolute, `..`-free, with `.` and duplicate slashes removed; `None` if not acceptable.
+/// Binds are operator paths that must not climb: [`crate::lexical::absolute_strict`].
 fn normalize(p: &str) -> Option<String> {
-    if !p.starts_with('/') || p.contains('\0') {
-        return None;
-    }
-    let mut out = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            c => out.push(c),
-        }
-    }
-    Some(format!("/{}", out.join("/")))
+    crate::lexical::absolute_strict(p)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Stable error codes, the JSON error envelope, and the one table that maps a code to an HTTP
-//! status and a CLI exit code (SPEC §7).
+//! status and a CLI exit code (docs/errors.md).
 //!
 //! Every crate defines its own `thiserror` enum and implements [`CarapaceError`] for it; the
 //! CLI, HTTP and MCP layers only ever see the [`ErrorEnvelope`] built from it.
@@ -43,7 +43,7 @@ macro_rules! error_codes {
     };
 }
 
-// The one table (SPEC §7). Change a row here and every surface follows.
+// The one table (docs/errors.md). Change a row here and every surface follows.
 error_codes! {
     /// The configuration file is invalid.
     ConfigInvalid = "CONFIG_INVALID", http 400, exit 2;
@@ -131,6 +131,19 @@ error_codes! {
     AddressInUse = "ADDRESS_IN_USE", http 503, exit 4;
     /// `carapace doctor` found files an outbound send would refuse and left some unfixed.
     FilesNotSendable = "FILES_NOT_SENDABLE", http 422, exit 3;
+    /// The filesystem is full (ENOSPC) or the user's quota is used up (EDQUOT).
+    StorageFull = "STORAGE_FULL", http 507, exit 4;
+    /// The filesystem is mounted read-only (EROFS).
+    ReadOnlyFilesystem = "READ_ONLY_FILESYSTEM", http 507, exit 4;
+    /// The device reported an I/O error (EIO): a disk or network-filesystem problem.
+    IoError = "IO_ERROR", http 503, exit 4;
+    /// The process or the system ran out of file descriptors or memory (EMFILE, ENFILE, ENOMEM).
+    ResourceExhausted = "RESOURCE_EXHAUSTED", http 503, exit 4;
+    /// A process could not be started (its working directory or program vanished, a limit).
+    SpawnFailed = "SPAWN_FAILED", http 503, exit 4;
+    /// The network policy refused a destination: a private, loopback or link-local address,
+    /// or a redirect to one.
+    NetworkPolicyRefused = "NETWORK_POLICY_REFUSED", http 403, exit 3;
 }
 
 impl std::fmt::Display for ErrorCode {

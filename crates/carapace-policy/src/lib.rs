@@ -11,6 +11,7 @@ pub use error::{CarapaceError, ErrorCode, ErrorEnvelope, mode_string};
 pub mod access;
 pub mod binds;
 pub mod config;
+pub mod lexical;
 pub mod limits;
 pub mod models;
 pub mod mounts;

@@ -1,4 +1,4 @@
-//! Mount planning (SPEC §3): the one place that decides what a session's sandbox sees, and the
+//! Mount planning (docs/sandbox.md): the one place that decides what a session's sandbox sees, and the
 //! one mapping from an agent-visible path (`/workspace/…`, `/agent/…`, or relative to
 //! `/workspace`) to a host directory and a path beneath it.
 //!
@@ -204,7 +204,7 @@ impl CarapaceError for MountError {
     }
 }
 
-/// Plans the mounts of a session from its effective policy (SPEC §3).
+/// Plans the mounts of a session from its effective policy (docs/sandbox.md).
 pub fn plan(eff: &EffectiveSandbox) -> MountTable {
     let agent_ws = eff.agent_workspace.value.clone();
     if !eff.sandboxed {
@@ -391,29 +391,10 @@ fn under(p: &str, base: &str) -> bool {
     p == base || p.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Lexical normalisation to an absolute container path: relative paths are under
-/// `/workspace`; `.`, empty components and `..` are resolved (`..` at `/` stays at `/`).
-/// `None` for a NUL byte.
+/// An agent path as an absolute container path ([`crate::lexical::container_path`] under
+/// `/workspace`). `None` for a NUL byte.
 pub fn normalize(path: &str) -> Option<String> {
-    if path.contains('\0') {
-        return None;
-    }
-    let full = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{WORKSPACE}/{path}")
-    };
-    let mut out: Vec<&str> = Vec::new();
-    for c in full.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    Some(format!("/{}", out.join("/")))
+    crate::lexical::container_path(path, WORKSPACE)
 }
 
 #[cfg(test)]
@@ -465,7 +446,7 @@ mod tests {
             .collect()
     }
 
-    /// Every access × scope × mode: the table of SPEC §3.
+    /// Every access × scope × mode: the table of docs/sandbox.md.
     #[test]
     fn full_matrix() {
         for mode in SandboxMode::VALUES {

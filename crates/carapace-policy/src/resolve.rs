@@ -1,4 +1,4 @@
-//! Resolution of the effective sandbox policy for (agent, channel, session key) — SPEC §2:
+//! Resolution of the effective sandbox policy for (agent, channel, session key) — docs/config.md:
 //! channel `session.workspaceAccess` > agent override > `agents.defaults` > built-in default;
 //! per-agent values override key by key; `binds` concatenate; `env` merges; `mode: non-main`
 //! leaves `agent:<id>:main` unsandboxed; `workspaceAccess: "session"` forces scope `session`.

@@ -1,4 +1,4 @@
-//! Configuration loading: the seed configs, the SPEC example, an OpenClaw file, malformed files.
+//! Configuration loading: the seed configs, the documented example, an OpenClaw file, malformed files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

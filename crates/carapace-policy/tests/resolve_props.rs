@@ -1,4 +1,4 @@
-//! Property tests of the resolution rules of SPEC §2.
+//! Property tests of the resolution rules of docs/config.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use carapace_policy::config::{SandboxMode, Scope, WorkspaceAccess};

@@ -129,6 +129,9 @@ pub struct BackendEnv {
     pub docker_host: Option<OsString>,
     /// The Docker socket to check.
     pub docker_socket: PathBuf,
+    /// Where temporary directories go (`$TMPDIR`, else `/tmp`): the browser's profile and
+    /// Chromium's own temp files live beneath it.
+    pub temp_dir: PathBuf,
 }
 
 impl BackendEnv {
@@ -138,7 +141,15 @@ impl BackendEnv {
             path: std::env::var_os("PATH"),
             docker_host: std::env::var_os("DOCKER_HOST").filter(|v| !v.is_empty()),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
+            temp_dir: std::env::temp_dir(),
         }
+    }
+
+    /// The engine address to use: `$DOCKER_HOST` as injected (`None`: the default socket).
+    pub fn docker_host(&self) -> Option<String> {
+        self.docker_host
+            .as_ref()
+            .map(|h| h.to_string_lossy().into_owned())
     }
 
     /// The first `name` on `$PATH` that is a file.

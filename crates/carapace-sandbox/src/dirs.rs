@@ -5,7 +5,7 @@
 //! beneath the agent workspace with a final symlink refused (a bootstrap file that is a link,
 //! or that leads out, is skipped), the copy is a no-clobber create at the configured file mode.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use carapace_fs::{FsError, ReadOptions, Root, SymlinkPolicy, WriteOptions};
 use serde::Serialize;
@@ -26,42 +26,11 @@ pub const BOOTSTRAP_FILES: &[&str] = &[
 /// Largest bootstrap file copied.
 const MAX_SEED_BYTES: u64 = 1024 * 1024;
 
-/// Creates `dir` and missing parents with exactly `mode`, through carapace-fs: the nearest
-/// existing ancestor (an operator-configured path) is opened as a root, the rest is created
-/// beneath it without following links out.
+/// Creates `dir` and missing parents with exactly `mode`, through carapace-fs
+/// ([`Root::open_or_create`]): the nearest existing ancestor (an operator-configured path) is
+/// opened as a root, the rest is created beneath it without following any link.
 pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), SandboxError> {
-    if !dir.is_absolute() {
-        return Err(SandboxError::BadRequest(format!(
-            "{} is not an absolute path",
-            dir.display()
-        )));
-    }
-    let mut base = dir.to_path_buf();
-    let mut rest: Vec<PathBuf> = Vec::new();
-    while std::fs::symlink_metadata(&base).is_err() {
-        let Some(name) = base.file_name().map(PathBuf::from) else {
-            break;
-        };
-        rest.push(name);
-        if !base.pop() {
-            break;
-        }
-    }
-    if rest.is_empty() {
-        return Ok(());
-    }
-    if rest
-        .iter()
-        .any(|c| c.components().any(|c| !matches!(c, Component::Normal(_))))
-    {
-        return Err(SandboxError::BadRequest(format!(
-            "{} is not a normalised path",
-            dir.display()
-        )));
-    }
-    let rel: PathBuf = rest.iter().rev().collect();
-    let root = Root::open(&base)?;
-    root.mkdir_all(&rel, mode)?;
+    Root::open_or_create(dir, mode)?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! [`SandboxError`]: every failure of the sandbox runtime, with its SPEC §7 code.
+//! [`SandboxError`]: every failure of the sandbox runtime, with its docs/errors.md code.
 
 use std::path::PathBuf;
 
@@ -88,7 +88,12 @@ impl CarapaceError for SandboxError {
             SandboxError::MountSourceChanged { .. } => ErrorCode::SandboxMountChanged,
             SandboxError::Config(e) => e.code(),
             SandboxError::Unenforceable { .. } => ErrorCode::SandboxBackendUnavailable,
-            SandboxError::Process { .. } => ErrorCode::Internal,
+            // A process that cannot be started is the environment's doing (its directory or
+            // program vanished, a limit): SPAWN_FAILED, never INTERNAL.
+            SandboxError::Process { op: "spawn", .. } => ErrorCode::SpawnFailed,
+            SandboxError::Process { source, .. } => {
+                carapace_fs::environment_code(source).unwrap_or(ErrorCode::Internal)
+            }
         }
     }
     fn hint(&self) -> Option<String> {
@@ -145,9 +150,18 @@ impl CarapaceError for SandboxError {
                 m.insert("limit".into(), what.clone().into());
                 m
             }
-            SandboxError::Process { program, .. } => {
+            SandboxError::Process {
+                op,
+                program,
+                source,
+            } => {
                 let mut m = Map::new();
                 m.insert("program".into(), program.clone().into());
+                m.insert("op".into(), (*op).into());
+                m.insert("osError".into(), source.to_string().into());
+                if let Some(name) = carapace_fs::errno_name(source) {
+                    m.insert("errno".into(), name.into());
+                }
                 m
             }
             SandboxError::BadRequest(_) | SandboxError::Resolve(_) => Map::new(),

@@ -1,4 +1,4 @@
-//! carapace's sandbox runtime (SPEC §3): backend selection, sandbox directories (created on
+//! carapace's sandbox runtime (docs/sandbox.md): backend selection, sandbox directories (created on
 //! first use, seeded OpenClaw-style), the **bwrap** backend, and **unsandboxed** host exec for
 //! sessions the policy leaves unsandboxed.
 //!

@@ -145,6 +145,10 @@ pub struct SandboxManager {
     pins: Mutex<BTreeMap<PathBuf, ValidatedSource>>,
     /// Configurations whose mount sources passed `crate::validate` (hash of the config).
     validated: Mutex<BTreeSet<String>>,
+    /// The Docker backend of each state directory this manager ran a session for (one
+    /// registry, one engine client, one memory of warm containers each). Owned here, so it
+    /// lives exactly as long as the runtime that built the manager.
+    docker: Mutex<BTreeMap<PathBuf, Arc<crate::docker::DockerBackend>>>,
 }
 
 impl Default for SandboxManager {
@@ -167,7 +171,43 @@ impl SandboxManager {
             prepared: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(BTreeMap::new()),
             validated: Mutex::new(BTreeSet::new()),
+            docker: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The environment backends look at (injected or the process's).
+    pub fn env(&self) -> &BackendEnv {
+        &self.env
+    }
+
+    /// The Docker backend for `state_dir`, created on first use with this manager's
+    /// environment (`DOCKER_HOST`) and kept until [`SandboxManager::shutdown`].
+    pub fn docker(
+        &self,
+        state_dir: &Path,
+    ) -> Result<Arc<crate::docker::DockerBackend>, crate::docker::DockerError> {
+        let mut map = self
+            .docker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = map.get(state_dir) {
+            return Ok(b.clone());
+        }
+        let mut opts = crate::docker::DockerOptions::new(state_dir);
+        opts.docker_host = self.env.docker_host();
+        let b = Arc::new(crate::docker::DockerBackend::new(opts)?);
+        map.insert(state_dir.to_path_buf(), b.clone());
+        Ok(b)
+    }
+
+    /// Lets go of every backend this manager holds (engine clients, warm-container memory):
+    /// the runtime that owns the manager calls it when it stops. Commands still running keep
+    /// their own handle and finish; the next session starts afresh.
+    pub fn shutdown(&self) {
+        self.docker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     fn bwrap_probe(&self) -> &BwrapProbe {
@@ -244,9 +284,9 @@ impl SandboxManager {
         let status = self.backend_status(session.eff.backend.value);
         match (status.selected, self.bwrap_probe()) {
             (Some(BackendKind::Bwrap), Ok((b, _))) if status.available => Ok(b.clone()),
-            (Some(BackendKind::Docker), _) if status.available => Ok(Arc::new(
-                crate::docker::shared(&session.state_dir)?.session(session)?,
-            )),
+            (Some(BackendKind::Docker), _) if status.available => {
+                Ok(Arc::new(self.docker(&session.state_dir)?.session(session)?))
+            }
             _ => Err(status.to_error()),
         }
     }

@@ -183,3 +183,31 @@ pub(crate) async fn run(
         duration: started.elapsed(),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod spawn_tests {
+    use carapace_policy::{CarapaceError, ErrorCode};
+
+    use super::*;
+
+    /// A command whose working directory vanished before the spawn is `SPAWN_FAILED` (503),
+    /// with the program and the OS error as facts, not `INTERNAL`.
+    #[tokio::test]
+    async fn a_spawn_into_a_vanished_directory_is_spawn_failed() {
+        let t = tempfile::tempdir().unwrap();
+        let gone = t.path().join("workdir");
+        std::fs::create_dir(&gone).unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg("true").current_dir(&gone);
+        std::fs::remove_dir(&gone).unwrap();
+        let e = run(cmd, "/bin/sh", Duration::from_secs(60), 1024, false, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SpawnFailed, "{e}");
+        assert_eq!(e.code().http_status(), 503);
+        let d = e.details();
+        assert_eq!(d["program"], "/bin/sh");
+        assert_eq!(d["errno"], "ENOENT", "{d:?}");
+    }
+}

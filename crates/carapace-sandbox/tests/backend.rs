@@ -25,6 +25,7 @@ fn no_backends(dir: &std::path::Path) -> SandboxManager {
         path: Some(dir.join("empty-path").into_os_string()),
         docker_host: None,
         docker_socket: dir.join("no-docker.sock"),
+        temp_dir: std::env::temp_dir(),
     })
 }
 
@@ -76,6 +77,7 @@ async fn auto_with_docker_socket_reports_docker() {
         path: Some(PathBuf::from("/nonexistent").into_os_string()),
         docker_host: None,
         docker_socket: sock,
+        temp_dir: std::env::temp_dir(),
     });
     let st = m.backend_status(Backend::Auto);
     assert_eq!(st.selected, Some(BackendKind::Docker));
@@ -134,7 +136,7 @@ async fn docker_backend_is_selected_and_runs_in_a_container() {
     let proof = s.eff.sandbox_dir.join("proof.txt");
     assert_eq!(std::fs::read_to_string(&proof).unwrap(), "from-container\n");
     // Remove this state dir's container (the instance label keeps others' untouched).
-    let backend = carapace_sandbox::docker::shared(&t.path().join("state")).unwrap();
+    let backend = m.docker(&t.path().join("state")).unwrap();
     carapace_sandbox::docker::recreate(&backend, &carapace_sandbox::docker::Selector::All, true)
         .await
         .unwrap();

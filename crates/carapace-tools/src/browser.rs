@@ -7,14 +7,15 @@
 //! `file:` URLs name files of the session's `/workspace` (container or host path), served to
 //! Chromium through carapace-fs; loopback and private addresses need
 //! `browser.allowPrivateNetwork`. One Chromium is shared by every call with the same `browser`
-//! settings (kept here, process-wide, so the tool context needs no field for it).
+//! settings: [`Browsers`], owned by the [`ToolContext`] and stopped by its
+//! [`ToolContext::shutdown`].
 
 use carapace_policy::tools_policy::{Effect, Section};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use carapace_browser::{
-    BrowserArgs, BrowserService, BrowserSettings, CaptureRequest, SavedCapture, WorkspaceScope,
-    save_capture,
+    BrowserArgs, BrowserEnv, BrowserService, BrowserSettings, CaptureRequest, SavedCapture,
+    WorkspaceScope, save_capture,
 };
 use carapace_fs::Root;
 use carapace_policy::ErrorCode;
@@ -45,20 +46,50 @@ pub(crate) fn spec() -> ToolSpec {
     .with_aliases(&[])
 }
 
-/// One service (one Chromium) per distinct `browser` settings, for the life of the process.
-fn service(settings: BrowserSettings) -> Arc<BrowserService> {
-    static SERVICES: OnceLock<Mutex<Vec<Arc<BrowserService>>>> = OnceLock::new();
-    let all = SERVICES.get_or_init(|| Mutex::new(Vec::new()));
-    let mut all = match all.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some(s) = all.iter().find(|s| *s.settings() == settings) {
-        return s.clone();
+/// The browser services of one tool runtime: one service (one Chromium) per distinct `browser`
+/// settings, started by the first call that needs it, all stopped by [`Browsers::shutdown`]
+/// (or, best effort, when the last handle is dropped).
+#[derive(Debug)]
+pub struct Browsers {
+    env: BrowserEnv,
+    services: Mutex<Vec<Arc<BrowserService>>>,
+}
+
+impl Browsers {
+    /// No service yet; Chromium is found on `env.path` and keeps its files in `env.temp_dir`.
+    pub fn new(env: BrowserEnv) -> Browsers {
+        Browsers {
+            env,
+            services: Mutex::new(Vec::new()),
+        }
     }
-    let s = Arc::new(BrowserService::new(settings));
-    all.push(s.clone());
-    s
+
+    /// The service for `settings`, created on first use.
+    pub fn service(&self, settings: BrowserSettings) -> Arc<BrowserService> {
+        let mut all = self
+            .services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = all.iter().find(|s| *s.settings() == settings) {
+            return s.clone();
+        }
+        let s = Arc::new(BrowserService::with_env(settings, self.env.clone()));
+        all.push(s.clone());
+        s
+    }
+
+    /// Stops every Chromium and removes its profile and temp files; waits until they are gone.
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<BrowserService>> = std::mem::take(
+            &mut *self
+                .services
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for s in all {
+            s.shutdown().await;
+        }
+    }
 }
 
 fn result(s: SavedCapture) -> Value {
@@ -87,7 +118,9 @@ pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, Too
             .map_err(|e| ToolError::bad_request(format!("browser: {e}")))?,
     };
     let req = CaptureRequest::from_args(call.action.as_deref(), args)?;
-    let svc = service(BrowserSettings::from_config(&ctx.config));
+    let svc = ctx
+        .browsers
+        .service(BrowserSettings::from_config(&ctx.config));
 
     // Only file URLs need the session's workspace (and its directories prepared).
     let workspace = if req
@@ -122,6 +155,7 @@ mod tests {
     use std::sync::Arc;
 
     use carapace_policy::{Config, LoadEnv};
+
     use serde_json::json;
 
     use crate::{ToolCall, ToolContext, invoke};
@@ -130,6 +164,10 @@ mod tests {
         <div style='width:300px;height:200px;background:rgb(255,0,0)'></div></body>";
 
     fn ctx(dir: &std::path::Path, browser: &str) -> ToolContext {
+        ToolContext::new(Arc::new(config(dir, browser)))
+    }
+
+    fn config(dir: &std::path::Path, browser: &str) -> Config {
         let ws = dir.join("ws");
         std::fs::create_dir_all(&ws).unwrap();
         std::fs::write(ws.join("box.html"), PAGE).unwrap();
@@ -140,7 +178,7 @@ mod tests {
             dir.join("media").display()
         );
         let var = |_: &str| None;
-        let config = Config::parse(
+        Config::parse(
             &text,
             "test.json5",
             &LoadEnv {
@@ -149,8 +187,7 @@ mod tests {
                 state_dir: dir.join("state"),
             },
         )
-        .unwrap();
-        ToolContext::new(Arc::new(config))
+        .unwrap()
     }
 
     fn call(action: Option<&str>, args: serde_json::Value) -> ToolCall {
@@ -202,12 +239,68 @@ mod tests {
         assert_eq!(v["mime"], "application/pdf");
     }
 
+    /// The injected environment decides where Chromium keeps its files, and shutdown stops it
+    /// and removes all of them (profile and Chromium's own temp files).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_stops_chromium_and_leaves_the_temp_dir_empty() {
+        if !carapace_testkit::require(
+            "chromium",
+            carapace_testkit::have_program("chromium"),
+            "apt-get install -y chromium",
+        ) {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let private = tmp.path().join("tmp");
+        std::fs::create_dir(&private).unwrap();
+        let env = carapace_sandbox::BackendEnv {
+            temp_dir: private.clone(),
+            ..carapace_sandbox::BackendEnv::from_process()
+        };
+        let ctx = ToolContext::with_env(Arc::new(config(tmp.path(), "timeoutSeconds: 30")), env);
+        let v = invoke(
+            &ctx,
+            call(
+                None,
+                json!({ "url": "file:///workspace/box.html", "width": 30, "height": 20 }),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(v["mime"], "image/png");
+        let names = || -> Vec<String> {
+            std::fs::read_dir(&private)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let during = names();
+        assert!(
+            during.len() == 1 && during[0].starts_with("carapace-chromium-"),
+            "the profile is made in the injected temp dir: {during:?}"
+        );
+        let svc = ctx
+            .browsers
+            .service(carapace_browser::BrowserSettings::from_config(&ctx.config));
+        let pid = svc.chromium_pid().await.expect("chromium runs");
+        ctx.shutdown().await;
+        assert!(names().is_empty(), "left behind: {:?}", names());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "chromium {pid} still runs"
+        );
+    }
+
     #[tokio::test]
     async fn refusals_and_bad_arguments_are_typed() {
         let tmp = tempfile::tempdir().unwrap();
         let ctx = ctx(tmp.path(), "");
         for (action, args, code) in [
-            (None, json!({ "url": "http://127.0.0.1:1/" }), "BAD_REQUEST"),
+            (
+                None,
+                json!({ "url": "http://127.0.0.1:1/" }),
+                "NETWORK_POLICY_REFUSED",
+            ),
             (
                 None,
                 json!({ "url": "file:///etc/passwd" }),

@@ -2,7 +2,7 @@
 
 use carapace_policy::{CarapaceError, ErrorCode, ErrorEnvelope};
 
-/// A failed tool call: the typed envelope of SPEC §7.
+/// A failed tool call: the typed envelope of docs/errors.md.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolError(pub ErrorEnvelope);
 

@@ -16,6 +16,7 @@
 mod apply_patch;
 mod args;
 mod browser;
+pub use browser::Browsers;
 mod edit;
 mod error;
 mod exec;
@@ -33,45 +34,71 @@ use std::sync::Arc;
 
 use carapace_policy::tools_policy::Surface;
 use carapace_policy::{Config, ErrorCode, ResolveInput};
-use carapace_sandbox::{SandboxManager, Session};
+use carapace_sandbox::{BackendEnv, SandboxManager, Session};
 use serde_json::Value;
 
 pub use error::ToolError;
 pub use registry::{Origin, ToolCall, ToolSpec};
 pub use sweep::{StagingSweeper, SweepSummary};
 
-/// Shared state of the tools.
+/// The runtime context of the tools: the configuration and the services that run them. It is
+/// built once by whoever runs tools (a CLI call, the gateway on every config load), cloned
+/// cheaply into every call, and stopped with [`ToolContext::shutdown`]. No tool keeps a
+/// service of its own in a static: the Docker backend belongs to [`ToolContext::sandboxes`],
+/// the browsers to [`ToolContext::browsers`], and both see the one injected [`BackendEnv`].
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     /// The loaded configuration.
     pub config: Arc<Config>,
-    /// The sandbox runtime (backend selection, prepared directories).
+    /// The sandbox runtime (backend selection, prepared directories, the Docker backend).
     pub sandboxes: Arc<SandboxManager>,
     /// Which roots have been swept of killed writes' staging files (see [`sweep`]).
     pub sweeper: Arc<StagingSweeper>,
+    /// The headless Chromiums of the `browser` tool.
+    pub browsers: Arc<Browsers>,
 }
 
 impl ToolContext {
-    /// A context with a fresh sandbox manager and sweeper (a CLI invocation).
+    /// A context with a fresh sandbox manager, sweeper and browsers over the process
+    /// environment (a CLI invocation).
     pub fn new(config: Arc<Config>) -> ToolContext {
-        ToolContext::with_parts(
-            config,
-            Arc::new(SandboxManager::new()),
-            Arc::new(StagingSweeper::new()),
-        )
+        ToolContext::with_env(config, BackendEnv::from_process())
     }
 
-    /// A context over long-lived parts (the gateway keeps them across config reloads).
+    /// A context with fresh parts over an injected environment (`PATH` for bwrap and Chromium,
+    /// `DOCKER_HOST`, the temp dir for Chromium's profile).
+    pub fn with_env(config: Arc<Config>, env: BackendEnv) -> ToolContext {
+        let browsers = Arc::new(Browsers::new(browser_env(&env)));
+        ToolContext {
+            config,
+            sandboxes: Arc::new(SandboxManager::with_env(env)),
+            sweeper: Arc::new(StagingSweeper::new()),
+            browsers,
+        }
+    }
+
+    /// A context over long-lived parts (the gateway keeps them across config reloads); its
+    /// browsers are new and see the sandbox manager's environment.
     pub fn with_parts(
         config: Arc<Config>,
         sandboxes: Arc<SandboxManager>,
         sweeper: Arc<StagingSweeper>,
     ) -> ToolContext {
+        let browsers = Arc::new(Browsers::new(browser_env(sandboxes.env())));
         ToolContext {
             config,
             sandboxes,
             sweeper,
+            browsers,
         }
+    }
+
+    /// Stops what this context started: every Chromium (process group gone, profile and temp
+    /// files removed) and the sandbox manager's backends. A one-shot CLI call runs it before
+    /// exiting; the gateway when it stops.
+    pub async fn shutdown(&self) {
+        self.browsers.shutdown().await;
+        self.sandboxes.shutdown();
     }
 
     /// The session a call runs in: policy resolved, mounts planned, directories ready, and
@@ -102,6 +129,14 @@ impl ToolContext {
     }
 }
 
+/// What the browsers take from the backend environment.
+fn browser_env(env: &BackendEnv) -> carapace_browser::BrowserEnv {
+    carapace_browser::BrowserEnv {
+        path: env.path.clone(),
+        temp_dir: env.temp_dir.clone(),
+    }
+}
+
 /// Runs one call in-process, as the CLI does (`carapace tool invoke`): the policy of the
 /// `cli` surface applies. Surfaces with a name of their own use [`invoke_on`].
 pub async fn invoke(ctx: &ToolContext, call: ToolCall) -> Result<Value, ToolError> {
@@ -120,11 +155,14 @@ pub async fn invoke_on(
 /// Runs a checked call (only [`registry::dispatch`] calls this).
 pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, ToolError> {
     match call.tool.as_str() {
-        "read" => read::run(ctx, call),
-        "write" => write::run(ctx, call),
-        "edit" => edit::run(ctx, call),
-        "apply_patch" => apply_patch::run(ctx, call),
-        "ls" => ls::run(ctx, call),
+        // The file tools do blocking filesystem work (reads, writes, hashing, directory
+        // walks): they run on the blocking pool, so one slow disk or large read never stalls
+        // the async workers that serve every other request.
+        "read" => blocking(ctx, call, read::run).await,
+        "write" => blocking(ctx, call, write::run).await,
+        "edit" => blocking(ctx, call, edit::run).await,
+        "apply_patch" => blocking(ctx, call, apply_patch::run).await,
+        "ls" => blocking(ctx, call, ls::run).await,
         "exec" => exec::run(ctx, call).await,
         "browser" => browser::run(ctx, call).await,
         "message" => message::run(ctx, call).await,
@@ -133,6 +171,24 @@ pub(crate) async fn run(ctx: &ToolContext, call: &ToolCall) -> Result<Value, Too
             ToolError::new(ErrorCode::NotFound, format!("unknown tool {other:?}"))
                 .with_detail("tool", other),
         ),
+    }
+}
+
+/// Runs a synchronous tool on tokio's blocking pool. A panic inside stays a panic (the
+/// gateway catches it and answers `INTERNAL` with a request id); a cancelled task is `INTERNAL`.
+async fn blocking(
+    ctx: &ToolContext,
+    call: &ToolCall,
+    tool: fn(&ToolContext, &ToolCall) -> Result<Value, ToolError>,
+) -> Result<Value, ToolError> {
+    let (ctx, call) = (ctx.clone(), call.clone());
+    match tokio::task::spawn_blocking(move || tool(&ctx, &call)).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ToolError::new(
+            ErrorCode::Internal,
+            format!("the file tool task was cancelled: {e}"),
+        )),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `message`: send text and files to a channel (SPEC §6).
+//! `message`: send text and files to a channel (docs/channels.md).
 //!
 //! - `send`: `channel`, `target`, `message?`, `media?` / `path?` / `filePath?` (one path or a
 //!   list), `buffer?` (base64) + `filename?`, `caption?`; `MEDIA:<path>` lines in the message

@@ -264,7 +264,7 @@ async fn docker_never_mounts_a_swapped_bind_source() {
     assert_eq!((code, out.as_str()), (0, "hello\n"));
     std::fs::rename(&data, e.dir.path().join("data.orig")).unwrap();
     std::os::unix::fs::symlink("/", &data).unwrap();
-    let backend = carapace_sandbox::docker::shared(&e.ctx.config.state_dir).unwrap();
+    let backend = e.ctx.sandboxes.docker(&e.ctx.config.state_dir).unwrap();
     backend
         .recreate(&carapace_sandbox::docker::Selector::All, true)
         .await

@@ -39,8 +39,26 @@ async fn nonzero_exit_is_a_result() {
 }
 
 /// The timeout kills grandchildren too: a grandchild's side effect (even one that left the
-/// session with setsid, or ignores SIGTERM) never happens.
-async fn timeout_kills_tree(e: &Env, check: impl Fn(&str) -> bool) {
+/// session with setsid, or ignores SIGTERM) never happens. Positive control first: the same
+/// grandchildren in a command that ends in time do write their files, so "never written"
+/// cannot pass because they could not write at all.
+async fn timeout_kills_tree(e: &Env, exists: impl Fn(&str) -> bool) {
+    let control = "(sleep 0.2; echo ok > ctl1) & setsid sh -c 'trap \"\" TERM; sleep 0.2; echo ok > ctl2' & sh -c 'sleep 0.2; echo ok > ctl3' & wait; sleep 1";
+    let v = ok(
+        e,
+        S,
+        "exec",
+        json!({"command": control, "timeoutSeconds": 60}),
+    )
+    .await;
+    assert_eq!(v["timedOut"], false, "{v}");
+    assert_eq!(v["exitCode"], 0, "{v}");
+    for f in ["ctl1", "ctl2", "ctl3"] {
+        assert!(
+            exists(f),
+            "{f}: a command that finished in time was cut short"
+        );
+    }
     let cmd = "(sleep 2; echo late > late1) & setsid sh -c 'trap \"\" TERM; sleep 2; echo late > late2' & sh -c 'sleep 2; echo late > late3' & sleep 30";
     let t = Instant::now();
     let v = ok(e, S, "exec", json!({"command": cmd, "timeoutSeconds": 1})).await;
@@ -49,7 +67,7 @@ async fn timeout_kills_tree(e: &Env, check: impl Fn(&str) -> bool) {
     assert_eq!(v["exitCode"], 137);
     tokio::time::sleep(Duration::from_secs(3)).await;
     for f in ["late1", "late2", "late3"] {
-        assert!(check(f), "{f} was written after the timeout");
+        assert!(!exists(f), "{f} was written after the timeout");
     }
 }
 
@@ -60,14 +78,25 @@ async fn timeout_kills_grandchildren_bwrap() {
     }
     let e = sandboxed("");
     let dir = slug_dir(&e, S);
-    timeout_kills_tree(&e, |f| !dir.join(f).exists()).await;
+    timeout_kills_tree(&e, |f| dir.join(f).exists()).await;
 }
 
 #[tokio::test]
 async fn timeout_kills_group_on_host() {
     // Host exec: the process group is killed. (A setsid'd grandchild can escape on the host;
-    // that is documented, and why mode "off" says "unsandboxed".)
+    // that is documented, and why mode "off" says "unsandboxed".) Positive control first: a
+    // command that waits for its children in time is not killed and they write their files.
     let e = env(r#"mode: "off""#, "");
+    let control = "(sleep 0.2; echo ok > ctl1) & sh -c 'sleep 0.2; echo ok > ctl3' & wait";
+    let v = ok(
+        &e,
+        S,
+        "exec",
+        json!({"command": control, "timeoutSeconds": 60}),
+    )
+    .await;
+    assert_eq!(v["timedOut"], false, "{v}");
+    assert!(e.ws.join("ctl1").exists() && e.ws.join("ctl3").exists());
     let cmd = "(sleep 2; echo late > late1) & sh -c 'sleep 2; echo late > late3' & sleep 30";
     let v = ok(&e, S, "exec", json!({"command": cmd, "timeoutSeconds": 1})).await;
     assert_eq!(v["timedOut"], true);

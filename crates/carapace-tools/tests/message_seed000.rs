@@ -395,7 +395,7 @@ async fn inbox_is_the_default_channel() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::BadRequest);
+    assert_eq!(err.code(), ErrorCode::NetworkPolicyRefused);
     assert_eq!(err.0.details["address"], "127.0.0.1");
     let err = msg(&e, S, json!({"target": "nobody", "message": "x"}))
         .await

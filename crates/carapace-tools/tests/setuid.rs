@@ -119,7 +119,9 @@ async fn set_uid_files_never_reach_the_host_docker() {
     assert_eq!(code, 0, "{err}");
     assert_ne!(out.trim(), "0", "the container runs as root");
     check_no_setid_left(&slug_dir(&e, "agent:main"), false);
-    carapace_sandbox::docker::shared(&e.ctx.config.state_dir)
+    e.ctx
+        .sandboxes
+        .docker(&e.ctx.config.state_dir)
         .unwrap()
         .recreate(&carapace_sandbox::docker::Selector::All, true)
         .await

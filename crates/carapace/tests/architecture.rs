@@ -1,6 +1,6 @@
-//! Architecture rules as tests (STYLE.md): one crate owns each dangerous capability, and the
-//! policy crate stays free of I/O. They read the sources as text, so they fail the moment a
-//! crate reaches for something that belongs to another.
+//! Architecture rules as tests (docs/design.md, "Boundaries"): one crate owns each dangerous
+//! capability, and the policy crate stays free of I/O. They read the sources as text, so they
+//! fail the moment a crate reaches for something that belongs to another.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -38,9 +38,7 @@ fn collect(dir: &Path, files: &mut Vec<(PathBuf, String)>) {
             collect(&p, files);
         } else if p.extension().is_some_and(|x| x == "rs") {
             let text = std::fs::read_to_string(&p).unwrap();
-            // Unit-test modules may do anything; cut at the first `#[cfg(test)]`.
-            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
-            files.push((p, code));
+            files.push((p, without_test_modules(&text)));
         }
     }
 }
@@ -124,4 +122,241 @@ fn the_policy_crate_does_no_io() {
             assert!(!code.contains(n), "{} uses {n}", path.display());
         }
     }
+}
+
+/// The source without its unit-test modules (`#[cfg(test)]` followed by a `mod`): they may do
+/// anything. A `#[cfg(test)]` on anything else is kept, so it cannot hide the code after it.
+fn without_test_modules(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "#[cfg(test)]" {
+            let next = lines[i + 1..]
+                .iter()
+                .map(|l| l.trim())
+                .find(|l| !l.is_empty() && !l.starts_with("#["));
+            if next.is_some_and(|l| l.starts_with("mod ") || l.starts_with("pub(crate) mod ")) {
+                break;
+            }
+        }
+        out.push_str(lines[i]);
+        out.push('\n');
+        i += 1;
+    }
+    out
+}
+
+/// A capability only its owners may use, and the source text that uses it.
+struct Capability {
+    name: &'static str,
+    needles: &'static [&'static str],
+}
+
+const CAPABILITIES: &[Capability] = &[
+    Capability {
+        name: "fs-mutation",
+        needles: &[
+            "fs::write(",
+            "fs::create_dir",
+            "fs::remove_file",
+            "fs::remove_dir",
+            "fs::rename(",
+            "fs::copy(",
+            "fs::hard_link",
+            "fs::File::create",
+            "File::create(",
+            "set_permissions(",
+            "OpenOptions",
+            "DirBuilder",
+        ],
+    },
+    Capability {
+        name: "process-spawn",
+        needles: &[
+            "process::Command",
+            "Command::new(",
+            "tokio::process",
+            "std::process::Stdio",
+        ],
+    },
+];
+
+/// Who may use what, and why. A crate name alone covers the crate; `crate/path` one file.
+const ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "carapace-fs",
+        "fs-mutation",
+        "the safe filesystem layer: every other crate mutates files through a Root",
+    ),
+    (
+        "carapace-sandbox/src/limits.rs",
+        "fs-mutation",
+        "cgroup v2 control files and leaf groups under /sys/fs/cgroup are a kernel interface, not user data",
+    ),
+    (
+        "carapace-sandbox/src/bwrap.rs",
+        "process-spawn",
+        "the bubblewrap backend starts bwrap (and probes its version)",
+    ),
+    (
+        "carapace-sandbox/src/host.rs",
+        "process-spawn",
+        "labelled unsandboxed host exec (mode off)",
+    ),
+    (
+        "carapace-sandbox/src/run.rs",
+        "process-spawn",
+        "the shared runner of a spawned command (timeout, process-group kill, capped output)",
+    ),
+    (
+        "carapace-browser/src/process.rs",
+        "process-spawn",
+        "starts and stops the headless Chromium",
+    ),
+];
+
+fn allowed(krate: &str, rel: &str, capability: &str) -> bool {
+    ALLOWED.iter().any(|(who, cap, _)| {
+        *cap == capability && (*who == krate || *who == format!("{krate}/{rel}"))
+    })
+}
+
+/// Every use of a capability in `code` (of file `rel` in crate `krate`) that the allowlist does
+/// not cover, as `crate/rel:line: capability (needle)`.
+fn violations(krate: &str, rel: &str, code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for cap in CAPABILITIES {
+        if allowed(krate, rel, cap.name) {
+            continue;
+        }
+        for (n, line) in code.lines().enumerate() {
+            let t = line.trim_start();
+            if t.starts_with("//") {
+                continue;
+            }
+            for needle in cap.needles {
+                if line.contains(needle) {
+                    out.push(format!("{krate}/{rel}:{}: {} ({needle})", n + 1, cap.name));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn capabilities_are_used_only_by_their_owners() {
+    let mut bad = Vec::new();
+    for (krate, files) in sources() {
+        let base = crates_dir().join(&krate);
+        for (path, code) in files {
+            let rel = path
+                .strip_prefix(&base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            bad.extend(violations(&krate, &rel, &code));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "use carapace-fs (Root::write, Root::open_or_create, RotatingLog, ...) or move the spawn into its owner, or add an allowlist entry with a reason:\n{bad:#?}"
+    );
+}
+
+#[test]
+fn every_allowlist_entry_names_a_file_or_crate_that_exists_and_uses_it() {
+    for (who, cap, reason) in ALLOWED {
+        assert!(!reason.is_empty(), "{who}: no reason");
+        let path = crates_dir().join(who);
+        assert!(path.exists(), "allowlist names {who}, which does not exist");
+        if path.is_file() {
+            let code = without_test_modules(&std::fs::read_to_string(&path).unwrap());
+            let c = CAPABILITIES.iter().find(|c| c.name == *cap).unwrap();
+            assert!(
+                c.needles.iter().any(|n| code.contains(n)),
+                "{who} no longer uses {cap}: drop its allowlist entry"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_checker_saw_every_crate() {
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(crates_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("Cargo.toml").exists())
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let scanned = sources();
+    let seen: std::collections::BTreeSet<String> = scanned.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(on_disk, seen);
+    for (k, files) in &scanned {
+        assert!(
+            files
+                .iter()
+                .any(|(p, _)| p.ends_with("lib.rs") || p.ends_with("main.rs")),
+            "{k}: no lib.rs or main.rs was read"
+        );
+    }
+    for expected in [
+        "carapace",
+        "carapace-fs",
+        "carapace-sandbox",
+        "carapace-gateway",
+        "carapace-tools",
+        "carapace-policy",
+    ] {
+        assert!(seen.contains(expected), "{expected} was not scanned");
+    }
+}
+
+/// The checker catches a violation: a synthetic source that mutates files and spawns a process
+/// outside the owners is reported, the same text in an owner is not, and a test module or a
+/// comment does not count.
+#[test]
+fn the_checker_catches_a_synthetic_violation() {
+    let src = "use std::fs;\n\
+               // std::fs::write(\"in a comment\", b\"\")\n\
+               pub fn f() {\n\
+                   std::fs::write(\"/tmp/x\", b\"x\").unwrap_or(());\n\
+                   let _ = std::fs::OpenOptions::new();\n\
+                   let _ = std::process::Command::new(\"sh\");\n\
+               }\n\
+               #[cfg(test)]\n\
+               fn helper_not_a_module() { let _ = std::fs::DirBuilder::new(); }\n\
+               #[cfg(test)]\n\
+               mod tests { fn t() { std::fs::remove_file(\"x\").ok(); } }\n";
+    let v = violations(
+        "carapace-gateway",
+        "src/evil.rs",
+        &without_test_modules(src),
+    );
+    let joined = v.join("\n");
+    assert!(
+        joined.contains("src/evil.rs:4: fs-mutation (fs::write("),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("src/evil.rs:5: fs-mutation (OpenOptions)"),
+        "{joined}"
+    );
+    assert!(joined.contains("src/evil.rs:6: process-spawn"), "{joined}");
+    assert!(
+        joined.contains("DirBuilder"),
+        "a cfg(test) fn is still code: {joined}"
+    );
+    assert!(!joined.contains(":2:"), "a comment is not code: {joined}");
+    assert!(
+        !joined.contains("remove_file"),
+        "a test module may do anything: {joined}"
+    );
+    assert!(violations("carapace-fs", "src/evil.rs", "std::fs::write(a, b);").is_empty());
+    assert_eq!(
+        violations("carapace-sandbox", "src/evil.rs", "std::fs::write(a, b);").len(),
+        1,
+        "a file allowance does not cover its crate's other files"
+    );
 }

@@ -36,12 +36,16 @@ html,body{margin:0;padding:0;background:#ffffff}
 #bottom{position:absolute;left:0;bottom:0;width:100%;height:100px;background:rgb(0,0,255)}
 </style></head><body><div id="tall"><div id="bottom"></div></div></body></html>"#;
 
-/// The loopback server; counts hits on `/hit.png` and the most `/slow` requests in flight.
+/// The loopback server; counts hits on `/hit.png`, the `/slow` requests in flight (and the
+/// most at once), and `/hang` requests. `/slow` answers only while the test holds its gate
+/// open, so concurrency tests depend on no timing.
 pub struct Server {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub slow_now: Arc<AtomicUsize>,
     pub slow_max: Arc<AtomicUsize>,
+    pub hangs: Arc<AtomicUsize>,
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -56,6 +60,21 @@ impl Server {
     }
     pub fn reset_slow(&self) {
         self.slow_max.store(0, Ordering::SeqCst);
+    }
+    /// `/slow` requests wait (closed) or answer (open).
+    pub fn set_gate(&self, open: bool) {
+        self.gate.send_replace(open);
+    }
+    /// Waits (polling, at most two minutes) until `counter` reaches `n`.
+    pub async fn wait_for(&self, counter: &AtomicUsize, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while counter.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never saw {n} requests"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -81,17 +100,20 @@ pub async fn serve() -> Server {
     let h = hits.clone();
     let slow_now = Arc::new(AtomicUsize::new(0));
     let slow_max = Arc::new(AtomicUsize::new(0));
+    let hangs = Arc::new(AtomicUsize::new(0));
+    let (gate, gate_rx) = tokio::sync::watch::channel(true);
     let (sn, sm) = (slow_now.clone(), slow_max.clone());
+    let hg = hangs.clone();
     let app = Router::new()
         .route(
-            // Takes 1.5 s; records how many are served at once.
+            // Answers once the gate is open; records how many are served at once.
             "/slow",
             get(move || {
-                let (sn, sm) = (sn.clone(), sm.clone());
+                let (sn, sm, mut rx) = (sn.clone(), sm.clone(), gate_rx.clone());
                 async move {
                     let now = sn.fetch_add(1, Ordering::SeqCst) + 1;
                     sm.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    let _ = rx.wait_for(|open| *open).await;
                     sn.fetch_sub(1, Ordering::SeqCst);
                     html(BOX_PAGE)
                 }
@@ -126,20 +148,23 @@ pub async fn serve() -> Server {
         .route(
             // Headers, then a body that never ends: the load event never fires.
             "/hang",
-            get(|| async {
-                let stream = futures::stream::unfold(0u32, |n| async move {
-                    if n > 0 {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                    }
-                    Some((
-                        Ok::<_, std::io::Error>(b"<html><body>loading".to_vec()),
-                        n + 1,
-                    ))
-                });
-                Response::builder()
-                    .header(header::CONTENT_TYPE, "text/html")
-                    .body(Body::from_stream(stream))
-                    .unwrap()
+            get(move || {
+                hg.fetch_add(1, Ordering::SeqCst);
+                async {
+                    let stream = futures::stream::unfold(0u32, |n| async move {
+                        if n > 0 {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                        Some((
+                            Ok::<_, std::io::Error>(b"<html><body>loading".to_vec()),
+                            n + 1,
+                        ))
+                    });
+                    Response::builder()
+                        .header(header::CONTENT_TYPE, "text/html")
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
             }),
         )
         .route(
@@ -175,6 +200,8 @@ pub async fn serve() -> Server {
         hits,
         slow_now,
         slow_max,
+        hangs,
+        gate,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The configuration: JSON5 text → validated, typed [`Config`] (SPEC §2).
+//! The configuration: JSON5 text → validated, typed [`Config`] (docs/config.md).
 //!
 //! Parsing is a pure function of the text and an injected environment ([`prepass::Env`]); the
 //! CLI reads the file and the process environment and hands them in.

@@ -1,4 +1,4 @@
-//! The typed configuration model of SPEC §2. Every field is optional in the file; defaults are
+//! The typed configuration model of docs/config.md. Every field is optional in the file; defaults are
 //! applied by resolution, so a per-agent override can say "not set" and fall through.
 
 use std::collections::BTreeMap;

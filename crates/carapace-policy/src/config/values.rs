@@ -54,7 +54,7 @@ string_enum! {
     Scope { Session = "session", Agent = "agent", Shared = "shared" }
 }
 string_enum! {
-    /// What the sandbox sees of the agent workspace (SPEC §3).
+    /// What the sandbox sees of the agent workspace (docs/sandbox.md).
     WorkspaceAccess { None = "none", Ro = "ro", Rw = "rw", Session = "session" }
 }
 string_enum! {

@@ -1,4 +1,4 @@
-//! The tool policy (SPEC §11): which tools a session may use on each surface, resolved once
+//! The tool policy (docs/tool-policy.md): which tools a session may use on each surface, resolved once
 //! with the setting behind every decision, and the exec allowlist.
 //!
 //! Pure: a policy is built from a [`Config`](crate::Config), a session and a [`Catalog`] of

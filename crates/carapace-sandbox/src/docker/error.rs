@@ -1,4 +1,4 @@
-//! [`DockerError`]: every failure of the Docker backend, with its SPEC §7 code. It converts
+//! [`DockerError`]: every failure of the Docker backend, with its docs/errors.md code. It converts
 //! into [`SandboxError`] for the [`crate::Sandbox`] interface; the library functions
 //! (`list`, `recreate`, `prune`) return it directly so callers can match on it.
 

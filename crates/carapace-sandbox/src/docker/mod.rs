@@ -1,4 +1,4 @@
-//! The **Docker** backend (SPEC §3): one long-lived container per scope key on a real Docker
+//! The **Docker** backend (docs/sandbox.md): one long-lived container per scope key on a real Docker
 //! engine, reached through its HTTP API (bollard; unix socket or `$DOCKER_HOST`), running the
 //! same mount plan as bwrap.
 //!
@@ -271,26 +271,6 @@ fn container_owner(table: &MountTable) -> Result<(u32, u32), DockerError> {
     let u = crate::user::decide(None, owner, me, &crate::user::read_passwd())
         .map_err(|e| DockerError::Sandbox(Box::new(e)))?;
     Ok((u.uid, u.gid))
-}
-
-/// The process-wide backend of a state directory (one registry, one engine client, one memory
-/// of warm containers per state dir), for callers that hold no backend of their own, such as
-/// `SandboxManager::backend_for`.
-pub fn shared(state_dir: &std::path::Path) -> Result<Arc<DockerBackend>, DockerError> {
-    static BACKENDS: std::sync::OnceLock<Mutex<HashMap<PathBuf, Arc<DockerBackend>>>> =
-        std::sync::OnceLock::new();
-    let map = BACKENDS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = map.lock().map_err(|_| DockerError::Engine {
-        op: "shared backend".into(),
-        status: None,
-        message: "a thread panicked while holding the backend table".into(),
-    })?;
-    if let Some(b) = map.get(state_dir) {
-        return Ok(b.clone());
-    }
-    let b = Arc::new(DockerBackend::new(DockerOptions::new(state_dir))?);
-    map.insert(state_dir.to_path_buf(), b.clone());
-    Ok(b)
 }
 
 /// `DockerBackend::list` as a function, for the CLI.

@@ -44,13 +44,8 @@ pub struct Registry {
 impl Registry {
     /// Opens (creating when missing, mode 0700) `<state_dir>/sandboxes/registry`.
     pub fn open(state_dir: &Path) -> Result<Registry, DockerError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| DockerError::HostPath {
-            path: state_dir.display().to_string(),
-            source,
-        })?;
-        let state = Root::open(state_dir)?;
-        state.mkdir_all(Path::new(REGISTRY_DIR), 0o700)?;
-        let root = state.open_subdir(Path::new(REGISTRY_DIR))?;
+        let root = Root::open_or_create(state_dir, 0o700)?
+            .create_dir_all(Path::new(REGISTRY_DIR), 0o700)?;
         Ok(Registry {
             root,
             path: state_dir.join(REGISTRY_DIR),

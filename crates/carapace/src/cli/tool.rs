@@ -63,11 +63,13 @@ pub async fn run(cmd: ToolCmd, g: &Global) -> Result<(), ErrorEnvelope> {
         channel: a.channel,
     };
     let result = match &a.gateway {
-        Some(url) => super::gateway::remote_invoke(url, call).await?,
+        Some(url) => super::gateway::remote_invoke(url, call).await,
         None => invoke(&ctx, call).await.map_err(|e| {
             super::paths::where_it_looked(e.0, &config, session.as_deref(), agent.as_deref())
-        })?,
+        }),
     };
+    ctx.shutdown().await;
+    let result = result?;
     let human = human(&result);
     emit_ok(g.json, json!({ "result": result }), &human);
     Ok(())
