@@ -68,6 +68,33 @@ pub struct Lab {
     pub layout: Layout,
 }
 
+/// The tool context of a lab at `base` (also what a worker process over an existing lab uses).
+pub fn context(base: &Path, layout: Layout, extra: &str) -> Result<ToolContext, String> {
+    let ws = base.join("ws");
+    let state = base.join("state");
+    let text = format!(
+        r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {} }} }} }},
+           channels: {{ inbox: {{ dir: "{}" }} }}, media: {{ dir: "{}" }}, {extra} }}"#,
+        ws.display(),
+        base.join("sandboxes").display(),
+        layout.sandbox_body(),
+        state.join("inbox").display(),
+        state.join("media").display(),
+    );
+    let var = |_: &str| None;
+    let config = Config::parse(
+        &text,
+        "torture.json5",
+        &LoadEnv {
+            var: &var,
+            home: "/nonexistent-home",
+            state_dir: state.clone(),
+        },
+    )
+    .map_err(|e| format!("config: {e}"))?;
+    Ok(ToolContext::new(Arc::new(config)))
+}
+
 /// Snapshot of a tree: relative path → (kind and bytes or link target, mtime in ns, mode).
 pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, i128, u32)>;
 
@@ -100,27 +127,7 @@ impl Lab {
                 std::os::unix::fs::chown(p, Some(4242), Some(4242)).map_err(io)?;
             }
         }
-        let text = format!(
-            r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {} }} }} }},
-               channels: {{ inbox: {{ dir: "{}" }} }}, media: {{ dir: "{}" }}, {extra} }}"#,
-            ws.display(),
-            base.join("sandboxes").display(),
-            layout.sandbox_body(),
-            state.join("inbox").display(),
-            state.join("media").display(),
-        );
-        let var = |_: &str| None;
-        let config = Config::parse(
-            &text,
-            "torture.json5",
-            &LoadEnv {
-                var: &var,
-                home: "/nonexistent-home",
-                state_dir: state.clone(),
-            },
-        )
-        .map_err(|e| format!("config: {e}"))?;
-        let ctx = ToolContext::new(Arc::new(config));
+        let ctx = context(&base, layout, extra)?;
         Ok(Lab {
             dir,
             ws,

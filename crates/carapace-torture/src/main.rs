@@ -6,8 +6,10 @@
 //! escape run, the crash victim).
 
 mod corpus;
+mod crashes;
 mod escape;
 mod lab;
+mod races;
 mod report;
 
 use std::path::Path;
@@ -91,6 +93,8 @@ fn main() -> ExitCode {
 fn run_family(fam: &str, full: bool, work: &Path) -> Figures {
     match fam {
         "escape" => escape::run(full, work),
+        "races" => races::run(full),
+        "crashes" => crashes::run(full),
         other => {
             let mut f = Figures::new(other);
             f.problem("not implemented");
@@ -114,6 +118,10 @@ fn worker(args: &[String]) -> ExitCode {
                 })
                 .collect();
             escape::worker(&layouts, arg(2), arg(3) == "quick")
+        }
+        "crash" => {
+            let seed = arg(2).parse().unwrap_or(0);
+            crashes::worker(Path::new(arg(1)), seed)
         }
         other => {
             eprintln!("unknown worker {other:?}");
