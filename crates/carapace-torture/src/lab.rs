@@ -70,17 +70,8 @@ pub struct Lab {
 
 /// The tool context of a lab at `base` (also what a worker process over an existing lab uses).
 pub fn context(base: &Path, layout: Layout, extra: &str) -> Result<ToolContext, String> {
-    let ws = base.join("ws");
+    let text = config_text(base, layout, extra);
     let state = base.join("state");
-    let text = format!(
-        r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {} }} }} }},
-           channels: {{ inbox: {{ dir: "{}" }} }}, media: {{ dir: "{}" }}, {extra} }}"#,
-        ws.display(),
-        base.join("sandboxes").display(),
-        layout.sandbox_body(),
-        state.join("inbox").display(),
-        state.join("media").display(),
-    );
     let var = |_: &str| None;
     let config = Config::parse(
         &text,
@@ -93,6 +84,21 @@ pub fn context(base: &Path, layout: Layout, extra: &str) -> Result<ToolContext, 
     )
     .map_err(|e| format!("config: {e}"))?;
     Ok(ToolContext::new(Arc::new(config)))
+}
+
+/// The config of a lab at `base` (JSON5).
+pub fn config_text(base: &Path, layout: Layout, extra: &str) -> String {
+    let ws = base.join("ws");
+    let state = base.join("state");
+    format!(
+        r#"{{ agents: {{ defaults: {{ workspace: "{}", sandbox: {{ workspaceRoot: "{}", {} }} }} }},
+           channels: {{ inbox: {{ dir: "{}" }} }}, media: {{ dir: "{}" }}, {extra} }}"#,
+        ws.display(),
+        base.join("sandboxes").display(),
+        layout.sandbox_body(),
+        state.join("inbox").display(),
+        state.join("media").display(),
+    )
 }
 
 /// Snapshot of a tree: relative path → (kind and bytes or link target, mtime in ns, mode).

@@ -5,11 +5,16 @@
 //! `carapace-torture worker …` is the same binary as a child process (the fallback-resolver
 //! escape run, the crash victim).
 
+mod badinput;
 mod corpus;
 mod crashes;
 mod escape;
+mod fuzz;
+mod gateway;
+mod http;
 mod lab;
 mod races;
+mod soak;
 mod report;
 
 use std::path::Path;
@@ -95,6 +100,9 @@ fn run_family(fam: &str, full: bool, work: &Path) -> Figures {
         "escape" => escape::run(full, work),
         "races" => races::run(full),
         "crashes" => crashes::run(full),
+        "soak" => soak::run(full),
+        "badinput" => badinput::run(full),
+        "fuzz" => fuzz::run(full),
         other => {
             let mut f = Figures::new(other);
             f.problem("not implemented");
