@@ -6,7 +6,13 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 /// Files of the canary tree an attacker would aim at.
-const TARGETS: &[&str] = &["secret.txt", "sub/deep.txt", "hard_target", "old", "new-file"];
+const TARGETS: &[&str] = &[
+    "secret.txt",
+    "sub/deep.txt",
+    "hard_target",
+    "old",
+    "new-file",
+];
 
 /// Symlinks (name, target) planted at the top of the workspace; `{canary}` is the canary's
 /// absolute path, `{rel}` the relative path from the workspace to it, `{base}` the lab's.
@@ -45,7 +51,10 @@ pub fn link_names() -> impl Iterator<Item = &'static str> {
 /// hardlink to a canary file, a FIFO, a unix socket, device nodes when root.
 pub fn plant(ws: &Path, canary: &Path, base: &Path) -> Vec<String> {
     let mut notes = Vec::new();
-    let depth = ws.strip_prefix(base).map(|r| r.components().count()).unwrap_or(1);
+    let depth = ws
+        .strip_prefix(base)
+        .map(|r| r.components().count())
+        .unwrap_or(1);
     let rel = format!("{}canary", "../".repeat(depth));
     let fill = |t: &str| {
         t.replace("{canary}", &canary.display().to_string())
@@ -146,16 +155,59 @@ pub fn paths(canary: &Path, tmp_marker: &str) -> Vec<String> {
         add(format!("l_proc_root{c}/{t}"));
     }
     for p in [
-        "..", "../", "../..", "/..", "/../..", "d/..", "d/../..", "a/../../..", "/workspace/..",
-        "/workspace/../agent", "/workspace/../etc/passwd", "/agent/../etc/passwd", "/agent",
-        "/agent/notes.txt", "/agent/..", "/etc/passwd", "/etc/shadow", "//etc/passwd",
-        "/proc/self/root/etc/passwd", "/proc/self/root/etc/shadow", "/proc/self/cwd",
-        "/proc/self/cwd/Cargo.toml", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/3",
-        "/proc/self/environ", "/proc/self/mem", "/proc/1/root/etc/passwd", "/dev/fd/0",
-        "/dev/stdin", "/dev/zero", "/dev/null", "/sys/kernel/notes", "/workspacex/notes.txt",
-        "/workspace..", "/workspace../x", "", ".", "/", "/workspace", "/workspace/", "./.",
-        "~/../canary/secret.txt", "~root/.bashrc", "$HOME/.bashrc", "`id`", "$(id)", "*", "?",
-        "notes.txt/..", "notes.txt/../../canary/secret.txt", "notes.txt/", "notes.txt/.",
+        "..",
+        "../",
+        "../..",
+        "/..",
+        "/../..",
+        "d/..",
+        "d/../..",
+        "a/../../..",
+        "/workspace/..",
+        "/workspace/../agent",
+        "/workspace/../etc/passwd",
+        "/agent/../etc/passwd",
+        "/agent",
+        "/agent/notes.txt",
+        "/agent/..",
+        "/etc/passwd",
+        "/etc/shadow",
+        "//etc/passwd",
+        "/proc/self/root/etc/passwd",
+        "/proc/self/root/etc/shadow",
+        "/proc/self/cwd",
+        "/proc/self/cwd/Cargo.toml",
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/3",
+        "/proc/self/environ",
+        "/proc/self/mem",
+        "/proc/1/root/etc/passwd",
+        "/dev/fd/0",
+        "/dev/stdin",
+        "/dev/zero",
+        "/dev/null",
+        "/sys/kernel/notes",
+        "/workspacex/notes.txt",
+        "/workspace..",
+        "/workspace../x",
+        "",
+        ".",
+        "/",
+        "/workspace",
+        "/workspace/",
+        "./.",
+        "~/../canary/secret.txt",
+        "~root/.bashrc",
+        "$HOME/.bashrc",
+        "`id`",
+        "$(id)",
+        "*",
+        "?",
+        "notes.txt/..",
+        "notes.txt/../../canary/secret.txt",
+        "notes.txt/",
+        "notes.txt/.",
     ] {
         add(p.to_string());
     }
@@ -165,7 +217,15 @@ pub fn paths(canary: &Path, tmp_marker: &str) -> Vec<String> {
     add("file:///etc/passwd".to_string());
     // Through every planted link.
     for l in link_names() {
-        for suffix in ["", "/", "/.", "/secret.txt", "/sub/deep.txt", "/x-new", "/../secret.txt"] {
+        for suffix in [
+            "",
+            "/",
+            "/.",
+            "/secret.txt",
+            "/sub/deep.txt",
+            "/x-new",
+            "/../secret.txt",
+        ] {
             add(format!("{l}{suffix}"));
         }
         add(format!("/workspace/{l}/secret.txt"));
@@ -173,12 +233,34 @@ pub fn paths(canary: &Path, tmp_marker: &str) -> Vec<String> {
         add(format!("d/{l}"));
     }
     for p in [
-        "l_proc_root/etc/passwd", "l_proc_root/etc/shadow", "l_proc_fd/0", "l_proc_fd/3",
-        "l_dev_fd/0", "l_root/etc/passwd", "l_root/etc/shadow", "l_tmp/x-new",
-        "l_dotdot/canary/secret.txt", "l_dotdot2/etc/passwd", "chain1/sub/deep.txt",
-        "chain_rel1/secret.txt", "loop1/x", "self/x", "d/up", "d/up/secret.txt", "d/l_abs",
-        "d/inside.txt", "hard", "/workspace/hard", "fifo", "/workspace/fifo", "fifo/x", "sock",
-        "devnull", "devzero", "devrandom", "/workspace/devzero",
+        "l_proc_root/etc/passwd",
+        "l_proc_root/etc/shadow",
+        "l_proc_fd/0",
+        "l_proc_fd/3",
+        "l_dev_fd/0",
+        "l_root/etc/passwd",
+        "l_root/etc/shadow",
+        "l_tmp/x-new",
+        "l_dotdot/canary/secret.txt",
+        "l_dotdot2/etc/passwd",
+        "chain1/sub/deep.txt",
+        "chain_rel1/secret.txt",
+        "loop1/x",
+        "self/x",
+        "d/up",
+        "d/up/secret.txt",
+        "d/l_abs",
+        "d/inside.txt",
+        "hard",
+        "/workspace/hard",
+        "fifo",
+        "/workspace/fifo",
+        "fifo/x",
+        "sock",
+        "devnull",
+        "devzero",
+        "devrandom",
+        "/workspace/devzero",
     ] {
         add(p.to_string());
     }
@@ -192,8 +274,12 @@ pub fn paths(canary: &Path, tmp_marker: &str) -> Vec<String> {
     add(format!("{}../canary/secret.txt", "./".repeat(2100)));
     // NUL.
     for p in [
-        "secret\0.txt", "../canary\0/secret.txt", "notes.txt\0../../canary/secret.txt", "\0",
-        "\0/etc/passwd", "l_abs_file\0",
+        "secret\0.txt",
+        "../canary\0/secret.txt",
+        "notes.txt\0../../canary/secret.txt",
+        "\0",
+        "\0/etc/passwd",
+        "l_abs_file\0",
     ] {
         add(p.to_string());
     }

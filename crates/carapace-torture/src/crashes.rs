@@ -21,7 +21,9 @@ const MEDIA_LINES: usize = 1500;
 
 /// Version `v` of a file of `n` lines: every line names the version, so a torn file is a mix.
 fn version(v: u64, n: usize) -> String {
-    (0..n).map(|j| format!("ver {v} line {j} {}\n", "x".repeat(j % 17))).collect()
+    (0..n)
+        .map(|j| format!("ver {v} line {j} {}\n", "x".repeat(j % 17)))
+        .collect()
 }
 
 /// The version of a whole file, or why it is torn.
@@ -35,7 +37,10 @@ fn check(text: &str, n: usize) -> Result<u64, String> {
     if text == version(v, n) {
         Ok(v)
     } else {
-        Err(format!("torn: starts as version {v} but is not that version ({} bytes)", text.len()))
+        Err(format!(
+            "torn: starts as version {v} but is not that version ({} bytes)",
+            text.len()
+        ))
     }
 }
 
@@ -50,7 +55,10 @@ pub fn worker(base: &Path, seed: u64) -> Figures {
             return f;
         }
     };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         f.problem("runtime");
         return f;
     };
@@ -124,7 +132,11 @@ pub fn run(full: bool) -> Figures {
     };
     let ws = lab.ws.clone();
     let media = lab.state.join("media");
-    let init = [("w.txt", WRITE_LINES), ("e.txt", EDIT_LINES), ("p.txt", PATCH_LINES)];
+    let init = [
+        ("w.txt", WRITE_LINES),
+        ("e.txt", EDIT_LINES),
+        ("p.txt", PATCH_LINES),
+    ];
     for (name, n) in init {
         if let Err(e) = std::fs::write(ws.join(name), version(0, n)) {
             f.problem(format!("init {name}: {e}"));
@@ -192,7 +204,9 @@ pub fn run(full: bool) -> Figures {
         let left = count_staging(&ws) + count_staging(&media);
         if left > 0 {
             intact = false;
-            f.problem(format!("cycle {c}: {left} staging files survived the next start's sweep"));
+            f.problem(format!(
+                "cycle {c}: {left} staging files survived the next start's sweep"
+            ));
         }
         let log = std::fs::read(lab.state.join("audit.jsonl")).unwrap_or_default();
         let text = String::from_utf8_lossy(&log);
@@ -201,11 +215,17 @@ pub fn run(full: bool) -> Figures {
         for (k, l) in lines.iter().enumerate() {
             if !l.is_empty() && serde_json::from_str::<serde_json::Value>(l).is_err() {
                 intact = false;
-                f.problem(format!("cycle {c}: audit line {k} does not parse ({} bytes)", l.len()));
+                f.problem(format!(
+                    "cycle {c}: audit line {k} does not parse ({} bytes)",
+                    l.len()
+                ));
             }
         }
         if !tail.is_empty() {
-            f.note(format!("cycle {c}: audit log ends in an unterminated record ({} bytes)", tail.len()));
+            f.note(format!(
+                "cycle {c}: audit log ends in an unterminated record ({} bytes)",
+                tail.len()
+            ));
         }
         if intact {
             f.refused += 1;

@@ -18,21 +18,49 @@ use crate::report::Figures;
 
 /// One tool call per corpus path: (label, tool, args).
 fn attempts(path: &str) -> Vec<(&'static str, &'static str, Value)> {
-    let patch = |body: String| json!({ "input": format!("*** Begin Patch\n{body}*** End Patch\n") });
+    let patch =
+        |body: String| json!({ "input": format!("*** Begin Patch\n{body}*** End Patch\n") });
     vec![
         ("read", "read", json!({ "path": path })),
-        ("write", "write", json!({ "path": path, "content": "PWNED\n" })),
-        ("edit", "edit", json!({ "path": path, "oldText": "old", "newText": "PWNED" })),
-        ("apply_patch:update", "apply_patch",
-            patch(format!("*** Update File: {path}\n@@\n-old\n+PWNED\n"))),
-        ("apply_patch:add", "apply_patch", patch(format!("*** Add File: {path}\n+PWNED\n"))),
-        ("apply_patch:delete", "apply_patch", patch(format!("*** Delete File: {path}\n"))),
-        ("apply_patch:move", "apply_patch",
-            patch(format!("*** Update File: notes.txt\n*** Move to: {path}\n@@\n-old\n+moved\n"))),
+        (
+            "write",
+            "write",
+            json!({ "path": path, "content": "PWNED\n" }),
+        ),
+        (
+            "edit",
+            "edit",
+            json!({ "path": path, "oldText": "old", "newText": "PWNED" }),
+        ),
+        (
+            "apply_patch:update",
+            "apply_patch",
+            patch(format!("*** Update File: {path}\n@@\n-old\n+PWNED\n")),
+        ),
+        (
+            "apply_patch:add",
+            "apply_patch",
+            patch(format!("*** Add File: {path}\n+PWNED\n")),
+        ),
+        (
+            "apply_patch:delete",
+            "apply_patch",
+            patch(format!("*** Delete File: {path}\n")),
+        ),
+        (
+            "apply_patch:move",
+            "apply_patch",
+            patch(format!(
+                "*** Update File: notes.txt\n*** Move to: {path}\n@@\n-old\n+moved\n"
+            )),
+        ),
         ("ls", "ls", json!({ "path": path })),
         ("media_save", "media_save", json!({ "path": path })),
-        ("message:send", "message",
-            json!({ "action": "send", "target": "user:torture", "path": path })),
+        (
+            "message:send",
+            "message",
+            json!({ "action": "send", "target": "user:torture", "path": path }),
+        ),
     ]
 }
 
@@ -55,7 +83,10 @@ pub fn worker(layouts: &[Layout], expect: &str, quick: bool) -> Figures {
         )),
         Err(e) => f.problem(format!("Root::open: {e}")),
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             f.problem(format!("runtime: {e}"));
@@ -93,12 +124,13 @@ async fn run_layout(layout: Layout, expect: &str, quick: bool) -> Figures {
     let mut baseline = lab.outside_snapshot();
     let state = lab.state.clone();
     let mut per_tool = std::collections::BTreeMap::<&str, u64>::new();
-    // The short form takes every other path (still over 200), and every eighth on the
-    // sandbox layout; --full takes them all.
-    let step = match (quick, layout) {
-        (false, _) => 1,
-        (true, Layout::Host) => 2,
-        (true, _) => 8,
+    // The short form takes every other path on openat2 (still over 200), every fourth on the
+    // fallback and every eighth on the sandbox layout; --full takes them all.
+    let step = match (quick, layout, expect) {
+        (false, _, _) => 1,
+        (true, Layout::Host, "openat2") => 2,
+        (true, Layout::Host, _) => 4,
+        (true, _, _) => 8,
     };
     for path in paths.iter().step_by(step) {
         for (label, tool, args) in attempts(path) {
@@ -180,12 +212,12 @@ fn seccomp_no_openat2() -> Vec<u8> {
     const NR_OPENAT2: u32 = 437;
     const ENOSYS: u32 = 38;
     let ins: [(u16, u8, u8, u32); 6] = [
-        (0x20, 0, 0, 4),                     // ld [arch]
-        (0x15, 0, 3, ARCH),                  // jeq ARCH ? next : allow
-        (0x20, 0, 0, 0),                     // ld [nr]
-        (0x15, 0, 1, NR_OPENAT2),            // jeq openat2 ? next : allow
-        (0x06, 0, 0, 0x0005_0000 | ENOSYS),  // ret ERRNO(ENOSYS)
-        (0x06, 0, 0, 0x7fff_0000),           // ret ALLOW
+        (0x20, 0, 0, 4),                    // ld [arch]
+        (0x15, 0, 3, ARCH),                 // jeq ARCH ? next : allow
+        (0x20, 0, 0, 0),                    // ld [nr]
+        (0x15, 0, 1, NR_OPENAT2),           // jeq openat2 ? next : allow
+        (0x06, 0, 0, 0x0005_0000 | ENOSYS), // ret ERRNO(ENOSYS)
+        (0x06, 0, 0, 0x7fff_0000),          // ret ALLOW
     ];
     let mut out = Vec::with_capacity(48);
     for (code, jt, jf, k) in ins {

@@ -33,14 +33,22 @@ pub fn carapace_bin() -> PathBuf {
 impl Gateway {
     /// Starts one over a fresh lab of `layout`; every tool is served over HTTP.
     pub fn start(layout: Layout) -> Result<Gateway, String> {
-        let extra = r#"gateway: { tools: { allow: ["group:fs", "exec", "message", "media_save"] } }"#;
+        let extra =
+            r#"gateway: { tools: { allow: ["group:fs", "exec", "message", "media_save"] } }"#;
         let lab = Lab::new(layout, extra)?;
         let cfg = lab.base().join("carapace.json5");
         std::fs::write(&cfg, config_text(lab.base(), layout, extra)).map_err(|e| e.to_string())?;
         let mut child = Command::new(carapace_bin())
             .arg("--config")
             .arg(&cfg)
-            .args(["--json", "gateway", "run", "--bind", "127.0.0.1:0", "--no-reload"])
+            .args([
+                "--json",
+                "gateway",
+                "run",
+                "--bind",
+                "127.0.0.1:0",
+                "--no-reload",
+            ])
             .env("CARAPACE_STATE_DIR", &lab.state)
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
@@ -67,13 +75,22 @@ impl Gateway {
                 return Err("the gateway printed no ready line within 60 s".into());
             }
         };
-        let addr = ready["address"].as_str().unwrap_or("").trim_start_matches("http://").to_string();
+        let addr = ready["address"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("http://")
+            .to_string();
         let token_path = ready["tokenPath"].as_str().unwrap_or("").to_string();
         let token = std::fs::read_to_string(&token_path)
             .map_err(|e| format!("token {token_path}: {e}"))?
             .trim()
             .to_string();
-        Ok(Gateway { child, addr, token, lab })
+        Ok(Gateway {
+            child,
+            addr,
+            token,
+            lab,
+        })
     }
 
     /// The gateway's pid.

@@ -154,7 +154,10 @@ impl Lab {
     /// The host directory behind `/workspace` for the lab's session (created by the tools).
     pub fn workspace_host(&self) -> Result<PathBuf, String> {
         let call = self.call("ls", serde_json::json!({}));
-        let session = self.ctx.session(&call).map_err(|e| format!("session: {e:?}"))?;
+        let session = self
+            .ctx
+            .session(&call)
+            .map_err(|e| format!("session: {e:?}"))?;
         session
             .table
             .workspace()

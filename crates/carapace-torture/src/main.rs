@@ -14,8 +14,8 @@ mod gateway;
 mod http;
 mod lab;
 mod races;
-mod soak;
 mod report;
+mod soak;
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -45,7 +45,10 @@ fn main() -> ExitCode {
         eprintln!("unknown family {bad:?}; families: {}", FAMILIES.join(", "));
         return ExitCode::from(2);
     }
-    let work = match tempfile::Builder::new().prefix("carapace-torture-run-").tempdir() {
+    let work = match tempfile::Builder::new()
+        .prefix("carapace-torture-run-")
+        .tempdir()
+    {
         Ok(w) => w,
         Err(e) => {
             eprintln!("tempdir: {e}");
@@ -86,7 +89,10 @@ fn main() -> ExitCode {
         });
         println!("{v:#}");
     } else {
-        println!("total {} {} {}", total.attempts, total.refused, total.problems);
+        println!(
+            "total {} {} {}",
+            total.attempts, total.refused, total.problems
+        );
     }
     if total.problems == 0 {
         ExitCode::SUCCESS

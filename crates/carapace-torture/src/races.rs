@@ -68,7 +68,10 @@ pub fn run(full: bool) -> Figures {
             }
         })
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             f.problem(format!("runtime: {e}"));
@@ -80,10 +83,19 @@ pub fn run(full: bool) -> Figures {
         for i in 0..attempts {
             let (tool, args) = match i % 5 {
                 0 => ("read", json!({ "path": "target" })),
-                1 => ("write", json!({ "path": "target", "content": "new benign\n" })),
-                2 => ("edit", json!({ "path": "target", "oldText": "old", "newText": "new" })),
+                1 => (
+                    "write",
+                    json!({ "path": "target", "content": "new benign\n" }),
+                ),
+                2 => (
+                    "edit",
+                    json!({ "path": "target", "oldText": "old", "newText": "new" }),
+                ),
                 3 => ("ls", json!({ "path": "target" })),
-                _ => ("message", json!({ "action": "send", "target": "user:race", "path": "target" })),
+                _ => (
+                    "message",
+                    json!({ "action": "send", "target": "user:race", "path": "target" }),
+                ),
             };
             f.attempts += 1;
             match tokio::time::timeout(Duration::from_secs(20), lab.invoke(tool, args)).await {

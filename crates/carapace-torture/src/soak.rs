@@ -38,7 +38,13 @@ pub fn mcp_session(addr: &str, auth: &str) -> Result<String, String> {
         ("Accept", "application/json, text/event-stream"),
     ];
     let a = request(addr, "POST", "/mcp", &h, init.to_string().as_bytes(), T)?;
-    let sid = a.header("mcp-session-id").ok_or(format!("initialize: status {} without a session id", a.status))?.to_string();
+    let sid = a
+        .header("mcp-session-id")
+        .ok_or(format!(
+            "initialize: status {} without a session id",
+            a.status
+        ))?
+        .to_string();
     let h2 = [
         ("Authorization", auth),
         ("Content-Type", "application/json"),
@@ -52,23 +58,44 @@ pub fn mcp_session(addr: &str, auth: &str) -> Result<String, String> {
 
 fn one(gw_addr: &str, auth: &str, i: u64, t: u64, sandboxed: bool) -> Result<(), String> {
     let invoke = |tool: &str, args: Value| -> Result<(), String> {
-        let body = json!({"tool": tool, "args": args, "sessionKey": crate::lab::SESSION}).to_string();
-        let h = [("Authorization", auth), ("Content-Type", "application/json")];
+        let body =
+            json!({"tool": tool, "args": args, "sessionKey": crate::lab::SESSION}).to_string();
+        let h = [
+            ("Authorization", auth),
+            ("Content-Type", "application/json"),
+        ];
         let a = request(gw_addr, "POST", "/tools/invoke", &h, body.as_bytes(), T)?;
         match a.json() {
             Some(v) if a.status == 200 && v["ok"] == true => Ok(()),
-            _ => Err(format!("{tool}: {} {}", a.status, String::from_utf8_lossy(&a.body).chars().take(300).collect::<String>())),
+            _ => Err(format!(
+                "{tool}: {} {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )),
         }
     };
     let file = format!("soak-{t}-{}.txt", i % 7);
     match i % 6 {
-        0 => invoke("write", json!({"path": file, "content": format!("soak {i}\n")})),
+        0 => invoke(
+            "write",
+            json!({"path": file, "content": format!("soak {i}\n")}),
+        ),
         1 => invoke("write", json!({"path": file, "content": "x"}))
             .and_then(|_| invoke("read", json!({"path": file}))),
         2 => invoke("ls", json!({"path": "."})),
-        3 if sandboxed || i % 2 == 0 => invoke("exec", json!({"command": "echo soak"})),
-        3 => invoke("edit", json!({"path": file, "oldText": "x", "newText": "y"})).or(Ok(())),
-        4 => invoke("message", json!({"action": "send", "target": "user:soak", "message": format!("m {i}")})),
+        3 if sandboxed || i.is_multiple_of(2) => invoke("exec", json!({"command": "echo soak"})),
+        3 => invoke(
+            "edit",
+            json!({"path": file, "oldText": "x", "newText": "y"}),
+        )
+        .or(Ok(())),
+        4 => invoke(
+            "message",
+            json!({"action": "send", "target": "user:soak", "message": format!("m {i}")}),
+        ),
         _ => {
             let sid = mcp_session(gw_addr, auth)?;
             let h = [
@@ -80,9 +107,16 @@ fn one(gw_addr: &str, auth: &str, i: u64, t: u64, sandboxed: bool) -> Result<(),
             let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ls", "arguments": {"path": "."}}});
             let a = request(gw_addr, "POST", "/mcp", &h, call.to_string().as_bytes(), T)?;
             let vals = mcp_values(&a);
-            let okay = a.status == 200 && vals.iter().any(|v| v["result"].is_object() && v["result"]["isError"] != true);
+            let okay = a.status == 200
+                && vals
+                    .iter()
+                    .any(|v| v["result"].is_object() && v["result"]["isError"] != true);
             request(gw_addr, "DELETE", "/mcp", &h, b"", T)?;
-            if okay { Ok(()) } else { Err(format!("mcp tools/call: {} {:?}", a.status, vals)) }
+            if okay {
+                Ok(())
+            } else {
+                Err(format!("mcp tools/call: {} {:?}", a.status, vals))
+            }
         }
     }
 }
@@ -92,7 +126,11 @@ pub fn run(full: bool) -> Figures {
     let mut f = Figures::new("soak");
     let secs = if full { 300 } else { 20 };
     let sandboxed = crate::escape::which("bwrap").is_some();
-    let layout = if sandboxed { Layout::Bwrap } else { Layout::Host };
+    let layout = if sandboxed {
+        Layout::Bwrap
+    } else {
+        Layout::Host
+    };
     if !sandboxed {
         f.note("bwrap missing: exec ran on the host layout");
     }
@@ -112,7 +150,12 @@ pub fn run(full: bool) -> Figures {
     let warm = start + Duration::from_secs(secs / 4);
     let workers: Vec<_> = (0..2u64)
         .map(|t| {
-            let (addr, auth, attempts, errors) = (gw.addr.clone(), auth.clone(), attempts.clone(), errors.clone());
+            let (addr, auth, attempts, errors) = (
+                gw.addr.clone(),
+                auth.clone(),
+                attempts.clone(),
+                errors.clone(),
+            );
             std::thread::spawn(move || {
                 let mut i = t;
                 while Instant::now() < end {
@@ -133,14 +176,20 @@ pub fn run(full: bool) -> Figures {
     }
     let rss_warm = rss_kib(pid).unwrap_or(0);
     let fds_warm = fd_count(pid).unwrap_or(0);
-    let sbx_dirs = || std::fs::read_dir(gw.lab.base().join("sandboxes")).map(|r| r.count()).unwrap_or(0);
+    let sbx_dirs = || {
+        std::fs::read_dir(gw.lab.base().join("sandboxes"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
     let sbx_warm = sbx_dirs();
     for w in workers {
         let _ = w.join();
     }
     // Let closing connections and exited sandboxes settle (bounded wait, not a sync point).
     let settle = Instant::now();
-    while (children(pid) > 0 || fd_count(pid).unwrap_or(0) > fds_warm) && settle.elapsed() < Duration::from_secs(10) {
+    while (children(pid) > 0 || fd_count(pid).unwrap_or(0) > fds_warm)
+        && settle.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     let rss_end = rss_kib(pid).unwrap_or(0);
@@ -153,16 +202,23 @@ pub fn run(full: bool) -> Figures {
     }
     f.refused = 0;
     if rss_warm == 0 || rss_end as f64 > rss_warm as f64 * 1.10 {
-        f.problem(format!("RSS grew: {rss_warm} KiB after warm-up, {rss_end} KiB at the end"));
+        f.problem(format!(
+            "RSS grew: {rss_warm} KiB after warm-up, {rss_end} KiB at the end"
+        ));
     }
     if fds_end > fds_warm {
-        f.problem(format!("fds: {fds_warm} after warm-up, {fds_end} at the end"));
+        f.problem(format!(
+            "fds: {fds_warm} after warm-up, {fds_end} at the end"
+        ));
     }
     if kids > 0 {
         f.problem(format!("{kids} child processes left"));
     }
     if sbx_dirs() > sbx_warm {
-        f.problem(format!("sandbox dirs: {sbx_warm} after warm-up, {} at the end", sbx_dirs()));
+        f.problem(format!(
+            "sandbox dirs: {sbx_warm} after warm-up, {} at the end",
+            sbx_dirs()
+        ));
     }
     f.note(format!(
         "{secs} s, 2 clients, layout {}: {} calls (write, read, ls, exec, message send, MCP session+tools/call); RSS {rss_warm} → {rss_end} KiB, fds {fds_warm} → {fds_end}, children {kids}",
