@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The torture suite: attacks carapace at volume and prints one line per family —
+# `family attempts refused-as-expected problems` — and a total; exits non-zero on any problem.
+#   scripts/torture.sh            short form (CI; a few minutes)
+#   scripts/torture.sh --full     the figures recorded in docs/reliability.md
+#   scripts/torture.sh --json     the same as JSON; --only escape,races picks families
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+cargo build -q -p carapace -p carapace-torture
+export CARAPACE_BIN="$ROOT/target/debug/carapace"
+exec nice -n 10 "$ROOT/target/debug/carapace-torture" "$@"
