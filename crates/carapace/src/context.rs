@@ -20,26 +20,16 @@ pub fn state_dir() -> PathBuf {
 /// `carapace up` does, so the first command a user runs — whichever it is — leaves the same
 /// private directory behind. An existing directory is left as it is.
 pub fn ensure_state_dir(dir: &Path) -> Result<(), ErrorEnvelope> {
-    use std::os::unix::fs::DirBuilderExt as _;
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            ErrorEnvelope::new(
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    ErrorCode::PermissionDenied
-                } else {
-                    ErrorCode::ConfigInvalid
-                },
-                format!("cannot create the state dir {}: {e}", dir.display()),
-            )
-            .with_hint("set $CARAPACE_STATE_DIR to a directory you can write")
-            .with_detail("path", dir.display().to_string())
-        })
+    Root::open_or_create(dir, 0o700).map(drop).map_err(|e| {
+        let mut env = e.to_envelope();
+        if env.hint.is_none() {
+            env = env.with_hint("set $CARAPACE_STATE_DIR to a directory you can write");
+        }
+        env.with_detail("stateDir", dir.display().to_string())
+    })
 }
 
 /// `$HOME`, else `/`.
