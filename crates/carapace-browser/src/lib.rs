@@ -1,6 +1,6 @@
 //! carapace's browser engine (the `browser` tool, docs/gateway.md): a real headless Chromium driven
 //! over the DevTools protocol, whose screenshots and PDFs land in the media store at 0644 —
-//! a path the `message` tool can send as it is (seed 000).
+//! a path the `message` tool can send as it is.
 //!
 //! - [`BrowserService`]: one Chromium process for every call (started by the first one, in
 //!   its own process group, with a fresh profile dir and the flags of [`CHROMIUM_FLAGS`]); a

@@ -51,15 +51,18 @@ async fn a_killed_browser_is_replaced_by_the_next_call() {
     let second = svc.chromium_pid().await.unwrap();
     assert_ne!(first, second);
 
-    // Killed in the middle of a call (the page takes 1.5 s): retried once, and it works.
+    // Killed in the middle of a call (the page's request is held by the test's gate until
+    // Chromium is dead): retried once, and it works.
     let call = {
         let url = srv.url("/slow");
         let svc = std::sync::Arc::new(svc);
         let s2 = svc.clone();
         let policy = policy.clone();
+        srv.set_gate(false);
         let h = tokio::spawn(async move { s2.capture(&shot(url), &policy).await });
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        srv.wait_for(&srv.slow_now, 1).await;
         kill_group(second);
+        srv.set_gate(true);
         (h.await.unwrap(), svc)
     };
     let (res, svc) = call;

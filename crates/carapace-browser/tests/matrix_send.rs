@@ -1,4 +1,4 @@
-//! Seed 000's flow against a real Synapse (scripts/synapse.sh): screenshot → media store →
+//! The screenshot-and-send flow against a real Synapse (scripts/synapse.sh): screenshot → media store →
 //! outbound checks → Matrix upload + m.image event; the bytes downloaded back from the
 //! homeserver are the screenshot's, byte for byte. Gated on CARAPACE_TEST_SYNAPSE_URL (strict
 //! in CI) and on Chromium.

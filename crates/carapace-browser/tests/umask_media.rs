@@ -1,4 +1,4 @@
-//! Seed 000 end to end, under `umask 077` (process-wide, hence this test binary of its own):
+//! Screenshot then send, end to end, under `umask 077` (process-wide, hence this test binary of its own):
 //! a screenshot saved through the media store is 0644, passes the outbound checks, and goes
 //! through the inbox channel byte for byte. The same bytes written the naive way are 0600 and
 //! refused with OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE.

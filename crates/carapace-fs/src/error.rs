@@ -524,7 +524,10 @@ mod tests {
                 ErrorCode::PermissionDenied,
             ),
             (FsError::ResolverUnavailable("openat2"), ErrorCode::Internal),
-            (from_errno("write", &p(), Errno::NOSPC), ErrorCode::Internal),
+            (
+                from_errno("write", &p(), Errno::NOSPC),
+                ErrorCode::StorageFull,
+            ),
             (from_errno("open", &p(), Errno::NOENT), ErrorCode::NotFound),
             (
                 from_errno("open", &p(), Errno::NAMETOOLONG),

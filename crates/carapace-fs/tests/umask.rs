@@ -1,4 +1,4 @@
-//! Modes under `umask 077` (the seed-000 setup): new files 0644 (or the configured mode),
+//! Modes under `umask 077` (the setup of the umask bug this project fixes): new files 0644 (or the configured mode),
 //! secrets 0600, replaced files keep their mode, new directories get exactly the asked mode.
 //!
 //! The umask is process-wide, so it is set in this test binary only, and every test here

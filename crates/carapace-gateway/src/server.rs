@@ -300,7 +300,13 @@ async fn healthz() -> Response {
 
 async fn metrics(State(gw): State<Gateway>) -> Response {
     gw.refresh_gauges();
-    let mut r = Response::new(Body::from(gw.metrics().render()));
+    let mut text = gw.metrics().render();
+    // Each receiving channel's connection state and counters (connects, reconnects, resumes,
+    // messages), labelled by channel.
+    if let Some(agent) = gw.agent() {
+        text.push_str(&agent.inbound.metrics_text());
+    }
+    let mut r = Response::new(Body::from(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

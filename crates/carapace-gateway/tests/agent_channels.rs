@@ -45,6 +45,29 @@ async fn a_telegram_dm_is_answered_through_the_gateways_agent() {
     assert!(audit.contains(r#""type":"model_call""#), "{audit}");
     assert!(audit.contains(r#""event":"answered""#), "{audit}");
     assert!(!audit.contains("hello bot"), "{audit}");
+    // /metrics carries the channel's own counters, labelled by channel.
+    let want = r#"carapace_inbound_messages_answered_total{channel="telegram"} 1"#;
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = reqwest::Client::new()
+            .get(format!("http://{}/metrics", gw.addr))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(want), "{metrics}");
+    assert!(
+        metrics.contains(r#"carapace_inbound_connected{channel="telegram"}"#),
+        "{metrics}"
+    );
     // Stopping the gateway's agent stops the channel (within its grace).
     let agent = gw.gw.set_agent(None).unwrap();
     agent.shutdown().await;

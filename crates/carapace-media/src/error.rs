@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
-    /// The file has no others-read bit and `allowOwnerOnly` is off (seed 000).
+    /// The file has no others-read bit and `allowOwnerOnly` is off.
     #[error("File {path} has mode {} and cannot be sent over an outbound channel.", mode_string(*.mode))]
     PermsTooRestrictive {
         /// The path as the caller named it.

@@ -93,7 +93,7 @@ fn a_0644_png_passes_with_type_and_dimensions() {
 }
 
 #[test]
-fn a_0600_file_is_the_typed_seed_000_error_unless_allow_owner_only() {
+fn a_0600_file_is_the_typed_permissions_error_unless_allow_owner_only() {
     let f = fx();
     let p = f.media.join("shot.png");
     std::fs::write(&p, png(2, 2, 1)).unwrap();

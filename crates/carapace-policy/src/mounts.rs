@@ -560,7 +560,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_003_channel_override() {
+    fn a_channels_session_access_overrides_the_default() {
         let cfg = config(
             r#"{ agents: { defaults: { workspace: "/ws", sandbox: { mode: "all", workspaceRoot: "/sbx" } } },
                  channels: [ { id: "telegram", session: { workspaceAccess: "session" } }, { id: "discord" } ] }"#,

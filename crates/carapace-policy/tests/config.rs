@@ -33,8 +33,8 @@ fn load(name: &str) -> Result<Config, ConfigError> {
 }
 
 #[test]
-fn seed_003_defaults_validates_and_takes_effect() {
-    let c = load("seed003-defaults.json").unwrap();
+fn per_channel_access_in_defaults_validates_and_takes_effect() {
+    let c = load("channel-access-defaults.json").unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let e = c
         .resolve(&ResolveInput {
@@ -62,8 +62,8 @@ fn seed_003_defaults_validates_and_takes_effect() {
 }
 
 #[test]
-fn seed_003_channel_array_form_validates_and_takes_effect() {
-    let c = load("seed003-channel.json").unwrap();
+fn per_channel_access_in_array_form_validates_and_takes_effect() {
+    let c = load("channel-access-array.json").unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let tg = c
         .resolve(&ResolveInput {

@@ -2,7 +2,7 @@
 //! `waitMs?`) → PNG, or `pdf` (`url`) → PDF, rendered by a real headless Chromium
 //! (carapace-browser) and saved in the media store (`media.fileMode`, default 0644, whatever
 //! the umask): `path`, `mime`, `bytes`, `width`, `height`, `mode`. The path is what `message`
-//! sends as it is (seed 000).
+//! sends as it is.
 //!
 //! `file:` URLs name files of the session's `/workspace` (container or host path), served to
 //! Chromium through carapace-fs; loopback and private addresses need

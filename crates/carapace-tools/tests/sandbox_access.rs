@@ -1,5 +1,5 @@
 //! Real bwrap: what `exec` and the file tools can read and write under each workspace access,
-//! session isolation, planted symlinks, seed 003 end to end.
+//! session isolation, planted symlinks, per-channel workspace access end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -338,7 +338,7 @@ async fn planted_symlinks_are_refused() {
 /// seeds/003: the array channel form gives telegram sessions session access; other channels
 /// keep the default.
 #[tokio::test]
-async fn seed_003_channel_session_access() {
+async fn per_channel_session_access_end_to_end() {
     if !carapace_testkit::require_bwrap() {
         return;
     }

@@ -21,8 +21,8 @@ fn carapace(args: &[&str]) -> Output {
 #[test]
 fn fixture_configs_validate_verbatim() {
     for f in [
-        "seed003-defaults.json",
-        "seed003-channel.json",
+        "channel-access-defaults.json",
+        "channel-access-array.json",
         "spec-example.json5",
         "openclaw.json",
     ] {
@@ -40,7 +40,7 @@ fn fixture_configs_validate_verbatim() {
 
 #[test]
 fn effective_telegram_session_access() {
-    let path = fixtures().join("seed003-channel.json");
+    let path = fixtures().join("channel-access-array.json");
     let out = carapace(&[
         "--config",
         path.to_str().unwrap(),

@@ -70,7 +70,7 @@ pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
     out
 }
 
-/// Sets the process umask to 077 (the seed-000 setup). Process-wide: call it in binaries
+/// Sets the process umask to 077 (the setup of the umask bug this project fixes). Process-wide: call it in binaries
 /// where every test wants it.
 pub fn umask_077() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));

@@ -1,4 +1,4 @@
-//! The seed flow end to end through a running gateway, under `umask 077` (process-wide, hence
+//! The screenshot-and-send flow end to end through a running gateway, under `umask 077` (process-wide, hence
 //! a test binary of its own): an OpenAI client asks `POST /v1/chat/completions` to
 //! "screenshot this page and send it to me"; the scripted model calls `browser` (real
 //! Chromium, a loopback page) and then `message` to the inbox; the PNG arrives in the inbox

@@ -1,4 +1,4 @@
-//! Seed 000 end to end at the tool layer, under `umask 077`, against a real Synapse (started
+//! A file made under `umask 077` sent end to end at the tool layer, under `umask 077`, against a real Synapse (started
 //! by scripts/synapse.sh): PNGs made by `exec` (host and, with bubblewrap, in a session
 //! sandbox), by `write` and by `media_save` all arrive byte-identical; the same file at 0600 is
 //! `OUTBOUND_MEDIA_PERMS_TOO_RESTRICTIVE` and nothing is sent (nor copied by `media_save`); `allowOwnerOnly` sends it;
@@ -159,7 +159,7 @@ fn matrix_extra(hs: &Hs, policy: &str) -> String {
 }
 
 #[tokio::test]
-async fn seed_000_over_a_real_synapse() {
+async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
     umask_077();
     let Some(hs) = synapse() else { return };
     let e = env(r#"mode: "off""#, &matrix_extra(&hs, ""));
