@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::http::{self, Outgoing};
+use super::sse::SseEvent;
 use super::{
     EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture,
 };
@@ -333,7 +334,17 @@ struct St {
 }
 
 fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> EventStream {
-    let events = Box::pin(http::sse_stream(provider.clone(), resp, secrets));
+    let events = http::sse_stream(provider.clone(), resp, secrets);
+    decode(provider, events)
+}
+
+/// Decodes SSE events into model events (the streaming half of the client, also the fuzzing
+/// entry's).
+pub(crate) fn decode<S>(provider: String, events: S) -> EventStream
+where
+    S: futures_util::Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
+{
+    let events = Box::pin(events);
     let s = futures_util::stream::unfold(
         (events, St::default(), false),
         move |(mut events, mut st, ended)| {

@@ -12,6 +12,7 @@
 //! typed client fails on exactly those; reading `serde_json::Value` with defaults does not.
 
 mod anthropic;
+mod fuzz;
 mod http;
 mod openai;
 mod sse;
@@ -28,6 +29,8 @@ use serde_json::Value;
 use crate::message::{Message, ToolCallReq, ToolChoice, ToolDef, Usage};
 
 pub use anthropic::AnthropicProvider;
+#[doc(hidden)]
+pub use fuzz::fuzz_model_stream;
 pub use http::HttpSettings;
 pub use openai::OpenAiProvider;
 

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::http::{self, Outgoing};
+use super::sse::SseEvent;
 use super::{
     EventStream, FinishReason, ModelEvent, ModelRequest, Provider, ProviderError, SendFuture,
 };
@@ -311,6 +312,10 @@ fn parse_whole(provider: &str, v: &Value) -> Result<Vec<ModelEvent>, ProviderErr
     Ok(out)
 }
 
+/// Highest tool-call `index` + 1 accepted in a stream: a larger one (a buggy or hostile
+/// server) would make the index map, and `collect`, allocate that many calls.
+const MAX_CALLS: usize = 1024;
+
 /// Per-stream state: which index an index-less tool-call delta belongs to.
 #[derive(Default)]
 struct Calls {
@@ -318,19 +323,20 @@ struct Calls {
 }
 
 impl Calls {
-    fn index_of(&mut self, pos: usize, c: &Value) -> usize {
+    /// The call's index, `None` when the server's `index` is beyond [`MAX_CALLS`].
+    fn index_of(&mut self, pos: usize, c: &Value) -> Option<usize> {
         if let Some(i) = c["index"].as_u64() {
-            let i = i as usize;
+            let i = usize::try_from(i).ok().filter(|i| *i < MAX_CALLS)?;
             if let Some(id) = c["id"].as_str() {
                 while self.ids.len() <= i {
                     self.ids.push(String::new());
                 }
                 self.ids[i] = id.to_string();
             }
-            return i;
+            return Some(i);
         }
         // No index (Ollama): a new id is a new call; no id continues the last one.
-        match c["id"].as_str() {
+        Some(match c["id"].as_str() {
             Some(id) if !id.is_empty() => match self.ids.iter().position(|x| x == id) {
                 Some(i) => i,
                 None => {
@@ -343,7 +349,7 @@ impl Calls {
                 .len()
                 .saturating_sub(1)
                 .max(pos.min(self.ids.len())),
-        }
+        })
     }
 }
 
@@ -355,7 +361,17 @@ struct St {
 }
 
 fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> EventStream {
-    let events = Box::pin(http::sse_stream(provider.clone(), resp, secrets));
+    let events = http::sse_stream(provider.clone(), resp, secrets);
+    decode(provider, events)
+}
+
+/// Decodes SSE events into model events (the streaming half of the client, also the fuzzing
+/// entry's).
+pub(crate) fn decode<S>(provider: String, events: S) -> EventStream
+where
+    S: futures_util::Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
+{
+    let events = Box::pin(events);
     let s = futures_util::stream::unfold(
         (events, St::default(), false),
         move |(mut events, mut st, ended)| {
@@ -365,7 +381,7 @@ fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> Ev
                     return None;
                 }
                 let mut out: Vec<Result<ModelEvent, ProviderError>> = Vec::new();
-                let mut ended = false;
+                let ended;
                 match events.next().await {
                     // The input ended: complete if a finish_reason came (some servers send no
                     // [DONE]); else the stream broke off, which `collect` reports.
@@ -399,7 +415,7 @@ fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> Ev
                                 ended = true;
                                 out.push(Err(e));
                             }
-                            None => chunk_events(&v, &mut st, &mut out),
+                            None => ended = chunk_events(&provider, &v, &mut st, &mut out),
                         },
                     },
                 }
@@ -411,7 +427,13 @@ fn stream(provider: String, resp: reqwest::Response, secrets: Vec<String>) -> Ev
     Box::pin(s)
 }
 
-fn chunk_events(v: &Value, st: &mut St, out: &mut Vec<Result<ModelEvent, ProviderError>>) {
+/// Handles one chunk; returns true when the stream is over (a refused chunk).
+fn chunk_events(
+    provider: &str,
+    v: &Value,
+    st: &mut St,
+    out: &mut Vec<Result<ModelEvent, ProviderError>>,
+) -> bool {
     if let Some(choice) = v["choices"].get(0) {
         let delta = &choice["delta"];
         if let Some(t) = delta["content"].as_str()
@@ -425,7 +447,14 @@ fn chunk_events(v: &Value, st: &mut St, out: &mut Vec<Result<ModelEvent, Provide
             .flatten()
             .enumerate()
         {
-            let index = st.calls.index_of(pos, c);
+            let Some(index) = st.calls.index_of(pos, c) else {
+                out.push(Err(ProviderError::Protocol {
+                    provider: provider.to_string(),
+                    message: format!("a tool-call index is {MAX_CALLS} or more"),
+                    truncated: false,
+                }));
+                return true;
+            };
             let id = c["id"].as_str().unwrap_or_default();
             let name = c["function"]["name"].as_str().unwrap_or_default();
             if !id.is_empty() || !name.is_empty() {
@@ -451,4 +480,5 @@ fn chunk_events(v: &Value, st: &mut St, out: &mut Vec<Result<ModelEvent, Provide
     if let Some(u) = usage_event(&v["usage"]) {
         out.push(Ok(u));
     }
+    false
 }
