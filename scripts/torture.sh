@@ -8,5 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 cargo build -q -p carapace -p carapace-torture
-export CARAPACE_BIN="$ROOT/target/debug/carapace"
-exec nice -n 10 "$ROOT/target/debug/carapace-torture" "$@"
+# The binaries are where cargo put them: honour CARGO_TARGET_DIR (and build.target-dir).
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+export CARAPACE_BIN="$target_dir/debug/carapace"
+exec nice -n 10 "$target_dir/debug/carapace-torture" "$@"
