@@ -122,9 +122,12 @@ async fn orphaned_profiles_are_swept_at_launch() {
         return;
     }
     let tmp = std::env::temp_dir();
-    // pid 999999999 cannot exist (pid_max is at most 4194304); pid 1 always does.
-    let orphan = tmp.join("carapace-chromium-999999999-sweeptest");
-    let live = tmp.join("carapace-chromium-1-sweeptest");
+    // pid 999999999 cannot exist (pid_max is at most 4194304); pid 1 always does. The names
+    // carry this test process's pid so that another run sharing /tmp (whose own launch sweeps
+    // too) never removes or checks this run's directories.
+    let me = std::process::id();
+    let orphan = tmp.join(format!("carapace-chromium-999999999-sweeptest-{me}"));
+    let live = tmp.join(format!("carapace-chromium-1-sweeptest-{me}"));
     for d in [&orphan, &live] {
         std::fs::create_dir_all(d.join("Default")).unwrap();
         std::fs::write(d.join("Default/Preferences"), "{}").unwrap();

@@ -18,8 +18,9 @@ async fn periodic_prune_removes_idle_containers() {
     let t = tempfile::tempdir().unwrap();
     let text = format!(
         r#"{{ agents: {{ defaults: {{ workspace: "{0}/ws", sandbox: {{ mode: "all", backend: "docker",
-             workspaceRoot: "{0}/sbx", docker: {{ image: "{image}" }}, prune: {{ idleHours: 0.0001, maxAgeDays: 7 }} }} }} }} }}"#,
-        t.path().display()
+             workspaceRoot: "{0}/sbx", docker: {{ image: "{image}", containerPrefix: "prune-{1}-" }}, prune: {{ idleHours: 0.0001, maxAgeDays: 7 }} }} }} }} }}"#,
+        t.path().display(),
+        std::process::id()
     );
     let state = t.path().join("state");
     let var = |_: &str| None;

@@ -105,7 +105,8 @@ async fn docker_backend_is_selected_and_runs_in_a_container() {
     let cfg = config(
         t.path(),
         &format!(
-            r#"mode: "all", backend: "docker", workspaceAccess: "session", docker: {{ image: "{image}" }}"#
+            r#"mode: "all", backend: "docker", workspaceAccess: "session", docker: {{ image: "{image}", containerPrefix: "backend-{}-" }}"#,
+            std::process::id()
         ),
     );
     let m = SandboxManager::new();

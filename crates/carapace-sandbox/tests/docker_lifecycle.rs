@@ -253,6 +253,31 @@ async fn two_processes_racing_to_create_end_with_one_container() {
     assert_eq!(e.backend.list(None).await.unwrap().len(), 1);
 }
 
+/// Two installations (two state dirs) on one engine with the same prefix and scope: the second
+/// is refused with the facts and a hint, and the first one's container is left as it was.
+#[tokio::test]
+async fn another_installations_container_is_never_reused_or_removed() {
+    let Some(e) = env().await else { return };
+    let cfg = e.config(json!({}));
+    let s = e.session(&cfg, "agent:main:t1");
+    let plan = e.sandbox(&s).plan().clone();
+    let mine = e.backend.ensure(&plan).await.unwrap();
+    let other_state = e.root().join("other-state");
+    std::fs::create_dir_all(&other_state).unwrap();
+    let other = DockerBackend::new(DockerOptions::new(other_state)).unwrap();
+    let err = other.ensure(&plan).await.unwrap_err();
+    assert!(matches!(err, DockerError::NameTaken { .. }), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::SandboxBackendUnavailable);
+    assert_eq!(err.details()["reason"], "nameTaken");
+    assert_eq!(err.details()["container"], plan.name.as_str());
+    assert!(err.hint().unwrap().contains("containerPrefix"));
+    // The other installation sees none of it, and the owner keeps its running container.
+    assert!(other.list(None).await.unwrap().is_empty());
+    let again = e.backend.ensure(&plan).await.unwrap();
+    assert_eq!(again.action, EnsureAction::Reused);
+    assert_eq!(again.id, mine.id);
+}
+
 #[tokio::test]
 async fn prune_removes_idle_and_old_containers_by_the_injected_clock() {
     let Some(e) = env().await else { return };

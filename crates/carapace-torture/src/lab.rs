@@ -32,12 +32,21 @@ impl Layout {
         }
     }
 
-    fn sandbox_body(self) -> &'static str {
+    /// The sandbox settings of a lab at `base`. Docker labs get a container prefix of their own
+    /// (from a hash of `base`): container names are per scope, and a container with this
+    /// scope's name that another lab (another state dir) owns is refused, never shared.
+    fn sandbox_body(self, base: &Path) -> String {
         match self {
-            Layout::Host => r#"mode: "off""#,
-            Layout::Bwrap => r#"mode: "all", backend: "bwrap", workspaceAccess: "session""#,
+            Layout::Host => r#"mode: "off""#.into(),
+            Layout::Bwrap => r#"mode: "all", backend: "bwrap", workspaceAccess: "session""#.into(),
             Layout::Docker => {
-                r#"mode: "all", backend: "docker", workspaceAccess: "session", docker: { image: "carapace-test:busybox" }"#
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                base.hash(&mut h);
+                let tag = h.finish() as u32;
+                format!(
+                    r#"mode: "all", backend: "docker", workspaceAccess: "session", docker: {{ image: "carapace-test:busybox", containerPrefix: "ct-{tag:08x}-" }}"#
+                )
             }
         }
     }
@@ -95,7 +104,7 @@ pub fn config_text(base: &Path, layout: Layout, extra: &str) -> String {
            channels: {{ inbox: {{ dir: "{}" }} }}, media: {{ dir: "{}" }}, {extra} }}"#,
         ws.display(),
         base.join("sandboxes").display(),
-        layout.sandbox_body(),
+        layout.sandbox_body(base),
         state.join("inbox").display(),
         state.join("media").display(),
     )

@@ -499,7 +499,8 @@ fn docker_sandboxes_are_listed_and_recreated_like_openclaw() {
     std::fs::write(
         u.state().join("carapace.json5"),
         format!(
-            r#"{{ agents: {{ defaults: {{ sandbox: {{ mode: "all", backend: "docker", docker: {{ image: "{image}" }} }} }} }} }}"#
+            r#"{{ agents: {{ defaults: {{ sandbox: {{ mode: "all", backend: "docker", docker: {{ image: "{image}", containerPrefix: "first-run-{}-" }} }} }} }} }}"#,
+            std::process::id()
         ),
     )
     .unwrap();

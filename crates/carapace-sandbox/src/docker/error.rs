@@ -44,6 +44,20 @@ pub enum DockerError {
         /// The session key.
         session_key: String,
     },
+    /// A container with this scope's name exists but belongs to another carapace installation
+    /// (another state directory) or to nothing carapace made. It is never reused or removed:
+    /// its mounts are another installation's.
+    #[error(
+        "container {name} belongs to another installation (instance {owner:?}, this one is {instance})"
+    )]
+    NameTaken {
+        /// The container name.
+        name: String,
+        /// The owner's `carapace.instance` label ("" when it has none).
+        owner: String,
+        /// This installation's instance id.
+        instance: String,
+    },
     /// The host side of a mount could not be inspected (workspace owner, bind source).
     #[error("cannot inspect {path}: {source}")]
     HostPath {
@@ -130,6 +144,7 @@ impl CarapaceError for DockerError {
             DockerError::Unavailable { .. }
             | DockerError::ImageMissing { .. }
             | DockerError::Engine { .. } => ErrorCode::SandboxBackendUnavailable,
+            DockerError::NameTaken { .. } => ErrorCode::SandboxBackendUnavailable,
             DockerError::InvalidSetting { .. } => ErrorCode::ConfigInvalid,
             DockerError::NotSandboxed { .. } => ErrorCode::BadRequest,
             DockerError::HostPath { source, .. } => match source.kind() {
@@ -150,6 +165,9 @@ impl CarapaceError for DockerError {
             DockerError::InvalidSetting { key, .. } => {
                 format!("fix agents.*.sandbox.docker.{key} in the config")
             }
+            DockerError::NameTaken { name, .. } => format!(
+                "give this installation its own agents.defaults.sandbox.docker.containerPrefix, or, if {name} is a leftover nobody uses, remove it with `docker rm -f {name}`"
+            ),
             DockerError::NotSandboxed { .. } => {
                 "set agents.defaults.sandbox.mode to \"all\" (or \"non-main\") to sandbox it".into()
             }
@@ -183,6 +201,16 @@ impl CarapaceError for DockerError {
             }
             DockerError::NotSandboxed { session_key } => {
                 m.insert("sessionKey".into(), session_key.clone().into());
+            }
+            DockerError::NameTaken {
+                name,
+                owner,
+                instance,
+            } => {
+                m.insert("reason".into(), "nameTaken".into());
+                m.insert("container".into(), name.clone().into());
+                m.insert("ownerInstance".into(), owner.clone().into());
+                m.insert("instance".into(), instance.clone().into());
             }
             DockerError::HostPath { path, .. } => {
                 m.insert("path".into(), path.clone().into());

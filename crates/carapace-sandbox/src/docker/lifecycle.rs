@@ -196,6 +196,16 @@ impl DockerBackend {
                 .as_ref()
                 .and_then(|c| c.labels.clone())
                 .unwrap_or_default();
+            // Same name, other installation: never reuse it (its mounts are not ours) and
+            // never remove it (it is not ours to remove).
+            let owner = label(&labels, LABEL_INSTANCE);
+            if owner != self.instance {
+                return Err(DockerError::NameTaken {
+                    name: name.to_string(),
+                    owner: owner.to_string(),
+                    instance: self.instance.clone(),
+                });
+            }
             let hash = label(&labels, LABEL_CONFIG_HASH).to_string();
             let access = label(&labels, LABEL_ACCESS_HASH).to_string();
             let created: i64 = label(&labels, LABEL_CREATED_AT_MS).parse().unwrap_or(0);
