@@ -387,12 +387,10 @@ async fn dropped_upload_is_retried_because_nothing_was_shared_yet() {
 
 #[tokio::test]
 async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
-    let fake = Fake::start(slack(None, |r| {
-        if r.path.ends_with("completeUploadExternal") {
-            std::thread::sleep(SLOW_ANSWER);
-        }
-        None
-    }))
+    let fake = Fake::start_holding(
+        |r| r.path.ends_with("completeUploadExternal"),
+        slack(None, |_| None),
+    )
     .await;
     let mut s = SlackSettings::new(TOKEN);
     s.api_base_url = format!("{}/api", fake.base);
@@ -411,7 +409,6 @@ async fn no_answer_to_complete_is_an_unknown_outcome_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(e.details()["outcome"], "unknown", "{e}");
-    tokio::time::sleep(SLOW_ANSWER).await; // let the slow handler finish logging
     let completes = api_calls(&fake)
         .iter()
         .filter(|c| c.contains("complete"))

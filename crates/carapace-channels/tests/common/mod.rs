@@ -96,15 +96,29 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(handler: impl Fn(&Received) -> Response + Send + Sync + 'static) -> Fake {
+        Fake::start_holding(|_| false, handler).await
+    }
+
+    /// Like [`Fake::start`], but a request for which `hold` is true is recorded and then never
+    /// answered: the fake keeps the connection open until the client gives up and closes it.
+    pub async fn start_holding(
+        hold: impl Fn(&Received) -> bool + Send + Sync + 'static,
+        handler: impl Fn(&Received) -> Response + Send + Sync + 'static,
+    ) -> Fake {
         let handler: Handler = Arc::new(handler);
+        let hold = Arc::new(hold);
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
         let counter = Arc::new(AtomicUsize::new(0));
         let (h, l) = (handler.clone(), log.clone());
         let app = Router::new().fallback(move |req: Request| {
-            let (h, l, counter) = (h.clone(), l.clone(), counter.clone());
+            let (h, l, counter, hold) = (h.clone(), l.clone(), counter.clone(), hold.clone());
             async move {
                 let index = counter.fetch_add(1, Ordering::SeqCst);
                 let rec = record(req, index).await;
+                if hold(&rec) {
+                    l.lock().unwrap().push(rec);
+                    return std::future::pending::<Response>().await;
+                }
                 let resp = h(&rec);
                 l.lock().unwrap().push(rec);
                 resp
@@ -251,16 +265,13 @@ pub fn fast_timeouts() -> Timeouts {
     }
 }
 
-/// For the "no answer" tests: the fake sleeps [`SLOW_ANSWER`], well past this.
+/// For the "no answer" tests: the fake holds the request (see [`Fake::start_holding`]).
 pub fn short_timeouts() -> Timeouts {
     Timeouts {
         request: Duration::from_millis(1000),
         ..fast_timeouts()
     }
 }
-
-/// How long a deliberately slow fake takes to answer.
-pub const SLOW_ANSWER: Duration = Duration::from_millis(3000);
 
 /// A raw TCP server on 127.0.0.1 that reads each request (until the client goes quiet) and
 /// closes the connection without answering. Counts connections.
