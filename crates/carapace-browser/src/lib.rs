@@ -21,7 +21,9 @@
 
 #![forbid(unsafe_code)]
 
+mod capture;
 mod error;
+mod intercept;
 mod process;
 mod proxy;
 mod request;

@@ -3,7 +3,8 @@
 //!
 //! It is the network half of the URL policy, below the DevTools `Fetch` check: it sees
 //! connections `Fetch` does not pause (WebSockets, anything a worker opens), and it resolves the
-//! host itself, checks **every** address ([`crate::url_policy::check_addresses`]) and connects
+//! host itself, checks **every** address ([`carapace_media::netguard::resolve_public`], the rule media
+//! downloads and the URL policy use too) and connects
 //! to one of the addresses it checked — so a host that re-resolves to a private address between
 //! the check and the connection (DNS rebinding) gets nowhere.
 
@@ -13,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::url_policy::check_addresses;
+use carapace_media::netguard::{AddressRefused, resolve_public};
 
 /// The running proxy; stops accepting when dropped.
 #[derive(Debug)]
@@ -121,22 +122,23 @@ async fn serve(mut conn: TcpStream, allow_private: bool) -> std::io::Result<()> 
     conn.read_exact(&mut port).await?;
     let port = u16::from_be_bytes(port);
 
-    let addrs: Vec<IpAddr> = match literal {
-        Some(ip) => vec![ip],
-        None => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(it) => it.map(|sa| sa.ip()).collect(),
-            Err(_) => return reply(&mut conn, REP_HOST_UNREACHABLE).await,
-        },
-    };
     let shown = format!("{host}:{port}");
-    if let Err(e) = check_addresses(&shown, &host, &addrs, allow_private) {
-        tracing::info!(target = %shown, error = %e, "browser connection refused");
-        return reply(&mut conn, REP_NOT_ALLOWED).await;
-    }
+    let name = literal.map_or(host, |ip| ip.to_string());
+    let addrs = match resolve_public(&name, port, allow_private).await {
+        Ok(addrs) => addrs,
+        Err(e @ AddressRefused::Unresolvable { .. }) => {
+            tracing::info!(target = %shown, error = %e, "browser connection: host unreachable");
+            return reply(&mut conn, REP_HOST_UNREACHABLE).await;
+        }
+        Err(e) => {
+            tracing::info!(target = %shown, error = %e, "browser connection refused");
+            return reply(&mut conn, REP_NOT_ALLOWED).await;
+        }
+    };
     // Connect to an address that was checked, never to a fresh resolution.
     let mut upstream = None;
     for ip in &addrs {
-        if let Ok(s) = TcpStream::connect((*ip, port)).await {
+        if let Ok(s) = TcpStream::connect(*ip).await {
             upstream = Some(s);
             break;
         }

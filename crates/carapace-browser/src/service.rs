@@ -11,16 +11,7 @@ use chromiumoxide::cdp::browser_protocol::browser::{
     BrowserContextId, EventDownloadWillBegin, SetDownloadBehaviorBehavior,
     SetDownloadBehaviorParams,
 };
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::fetch::{
-    ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused,
-    FailRequestParams, FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
-};
-use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
-use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams, GetLayoutMetricsParams, NavigateParams,
-    PrintToPdfParams, Viewport,
-};
+use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -31,14 +22,13 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::capture::{pdf, screenshot, set_viewport};
 use crate::error::BrowserError;
+use crate::intercept::{Refusal, intercept};
 use crate::process::{BrowserEnv, ChromiumProcess};
 use crate::proxy::Socks5Proxy;
-use crate::request::{
-    Action, Capture, CaptureRequest, MAX_FULL_PAGE_HEIGHT, PDF_PAPER_INCHES, ScreenshotOptions,
-    png_dimensions,
-};
-use crate::url_policy::{Decision, Origin, UrlPolicy, WorkspaceScope};
+use crate::request::{Action, Capture, CaptureRequest};
+use crate::url_policy::{Origin, UrlPolicy, WorkspaceScope};
 
 /// Default `browser.maxPages`.
 pub const DEFAULT_MAX_PAGES: usize = 4;
@@ -161,9 +151,6 @@ impl std::fmt::Debug for BrowserService {
             .finish_non_exhaustive()
     }
 }
-
-/// A refusal the request interceptor recorded for the main document.
-type Refusal = Arc<StdMutex<Option<BrowserError>>>;
 
 impl BrowserService {
     /// A service over the process environment; Chromium is started by the first call, not
@@ -460,7 +447,7 @@ impl BrowserService {
 }
 
 /// Why one attempt on a page failed.
-enum PageError {
+pub(crate) enum PageError {
     /// A typed refusal or failure for the caller.
     Browser(BrowserError),
     /// The deadline passed in this phase.
@@ -509,193 +496,4 @@ async fn cleanup(inst: &Instance, page: Option<Page>, ctx: BrowserContextId) {
         let _ = inst.browser.dispose_browser_context(ctx).await;
     })
     .await;
-}
-
-async fn set_viewport(page: &Page, width: u32, height: u32) -> Result<(), CdpError> {
-    page.execute(SetDeviceMetricsOverrideParams::new(
-        i64::from(width),
-        i64::from(height),
-        1.0,
-        false,
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Pauses every request of the page and lets it go only when the URL policy allows it: the
-/// page, each redirect hop and each subresource. Workspace files are served from the fd that
-/// passed the checks (`Fetch.fulfillRequest`): Chromium never opens a path itself. A refused main document is recorded in
-/// `refusal` so the caller gets the typed reason instead of `net::ERR_BLOCKED_BY_CLIENT`.
-async fn intercept(
-    page: &Page,
-    policy: UrlPolicy,
-    refusal: Refusal,
-) -> Result<JoinHandle<()>, CdpError> {
-    let mut events = page.event_listener::<EventRequestPaused>().await?;
-    page.execute(FetchEnableParams {
-        patterns: Some(vec![RequestPattern {
-            url_pattern: Some("*".into()),
-            resource_type: None,
-            request_stage: Some(RequestStage::Request),
-        }]),
-        handle_auth_requests: None,
-    })
-    .await?;
-    let page = page.clone();
-    // In Chromium a page's main frame id is its target id.
-    let main_frame = page.target_id().inner().clone();
-    Ok(tokio::spawn(async move {
-        while let Some(ev) = events.next().await {
-            let page = page.clone();
-            let main_frame = main_frame.clone();
-            let policy = policy.clone();
-            let refusal = refusal.clone();
-            tokio::spawn(async move {
-                // The main frame's document (the URL, its redirects, script navigations of
-                // the top page) is the caller's; frames and everything else are the page's.
-                let main_document = ev.resource_type == ResourceType::Document
-                    && ev.frame_id.inner() == main_frame.as_str();
-                let origin = if main_document {
-                    Origin::Caller
-                } else {
-                    Origin::Page
-                };
-                match policy.decide(&ev.request.url, origin).await {
-                    Ok(Decision::Continue) => {
-                        let _ = page
-                            .execute(ContinueRequestParams::new(ev.request_id.clone()))
-                            .await;
-                    }
-                    Ok(Decision::Fulfil { body, mime }) => {
-                        use base64::Engine as _;
-                        let mut f = FulfillRequestParams::new(ev.request_id.clone(), 200);
-                        f.response_headers = Some(vec![
-                            HeaderEntry::new("Content-Type", mime),
-                            HeaderEntry::new("Content-Length", body.len().to_string()),
-                        ]);
-                        f.body = Some(
-                            base64::engine::general_purpose::STANDARD
-                                .encode(&body)
-                                .into(),
-                        );
-                        let _ = page.execute(f).await;
-                    }
-                    Err(e) => {
-                        tracing::info!(url = %ev.request.url, error = %e, "browser request refused");
-                        if main_document
-                            && let Ok(mut r) = refusal.lock()
-                            && r.is_none()
-                        {
-                            *r = Some(e);
-                        }
-                        let _ = page
-                            .execute(FailRequestParams::new(
-                                ev.request_id.clone(),
-                                ErrorReason::BlockedByClient,
-                            ))
-                            .await;
-                    }
-                }
-            });
-        }
-    }))
-}
-
-#[derive(serde::Deserialize)]
-struct Rect {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-}
-
-async fn screenshot(page: &Page, url: &str, o: &ScreenshotOptions) -> Result<Capture, PageError> {
-    let mut params = CaptureScreenshotParams {
-        format: Some(CaptureScreenshotFormat::Png),
-        ..CaptureScreenshotParams::default()
-    };
-    if o.full_page {
-        let m = page.execute(GetLayoutMetricsParams::default()).await?;
-        let content_h = m.result.css_content_size.height.ceil();
-        let h = (content_h as u32).clamp(o.height, MAX_FULL_PAGE_HEIGHT);
-        set_viewport(page, o.width, h).await?;
-    } else if let Some(sel) = &o.selector {
-        let sel_js = serde_json::to_string(sel).map_err(CdpError::from)?;
-        let js = format!(
-            "(() => {{ let e; try {{ e = document.querySelector({sel_js}); }} catch (_) {{ return 'invalid'; }} \
-             if (!e) return 'null'; \
-             e.scrollIntoView({{block: 'start', inline: 'start'}}); \
-             const r = e.getBoundingClientRect(); \
-             if (r.width < 1 || r.height < 1) return 'null'; \
-             return JSON.stringify({{x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height}}); }})()"
-        );
-        // A string always: chromiumoxide reports a bare `null` result as an error.
-        let text: String = page
-            .evaluate(js)
-            .await?
-            .into_value()
-            .map_err(CdpError::from)?;
-        if text == "invalid" {
-            return Err(PageError::Browser(BrowserError::BadRequest(format!(
-                "selector {sel:?} is not a valid CSS selector"
-            ))));
-        }
-        let rect: Option<Rect> = serde_json::from_str(&text).map_err(CdpError::from)?;
-        let Some(r) = rect else {
-            return Err(PageError::Browser(BrowserError::SelectorNotFound {
-                url: url.to_string(),
-                selector: sel.clone(),
-            }));
-        };
-        params.clip = Some(Viewport {
-            x: r.x,
-            y: r.y,
-            width: r.w,
-            height: r.h.min(f64::from(MAX_FULL_PAGE_HEIGHT)),
-            scale: 1.0,
-        });
-        params.capture_beyond_viewport = Some(true);
-    }
-    let res = page.execute(params).await?;
-    let text: String = res.result.data.clone().into();
-    let bytes = decode_b64(&text)?;
-    let (width, height) = png_dimensions(&bytes).ok_or_else(|| {
-        BrowserError::Internal("Chromium returned something that is not a PNG".into())
-    })?;
-    Ok(Capture {
-        bytes,
-        mime: "image/png",
-        width,
-        height,
-    })
-}
-
-async fn pdf(page: &Page) -> Result<Capture, PageError> {
-    let (pw, ph) = PDF_PAPER_INCHES;
-    let params = PrintToPdfParams {
-        print_background: Some(true),
-        paper_width: Some(pw),
-        paper_height: Some(ph),
-        ..PrintToPdfParams::default()
-    };
-    let bytes = page.pdf(params).await?;
-    if !bytes.starts_with(b"%PDF-") {
-        return Err(
-            BrowserError::Internal("Chromium returned something that is not a PDF".into()).into(),
-        );
-    }
-    Ok(Capture {
-        bytes,
-        mime: "application/pdf",
-        width: (pw * 72.0).round() as u32,
-        height: (ph * 72.0).round() as u32,
-    })
-}
-
-/// CDP `Binary` values are base64 text.
-fn decode_b64(text: &str) -> Result<Vec<u8>, PageError> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| PageError::Browser(BrowserError::Internal(format!("screenshot data: {e}"))))
 }

@@ -4,15 +4,16 @@
 //! - Schemes: `http`, `https` and `file` for anything the caller names; subresources may also
 //!   be `data:`, `blob:` and `about:` (they reach no network and no file).
 //! - `http(s)`: the host is resolved and **every** address must be public
-//!   ([`carapace_media::netguard::is_public`], the one definition carapace has), unless
-//!   `browser.allowPrivateNetwork`. IP literals are checked without resolving.
+//!   ([`carapace_media::netguard::resolve_public`], the one home of that rule, shared with media
+//!   downloads and the SOCKS5 proxy), unless `browser.allowPrivateNetwork`. IP literals are
+//!   checked without resolving.
 //! - `file`: the path is mapped onto the session's workspace (container path `/workspace/...`
 //!   or the host path of the workspace) and then opened through the workspace's
 //!   [`carapace_fs::Root`]: containment is the kernel's (`RESOLVE_BENEATH`), not a string
 //!   prefix check. Anything else — `..` (already folded by URL parsing), symlinks leading out,
 //!   FIFOs, missing files, another host (`file://server/...`) — is refused.
 //!
-//! The pure parts ([`parse_target`], [`check_addresses`], [`WorkspaceScope::map_file_url`]) are
+//! The pure parts ([`parse_target`], [`address_error`], [`WorkspaceScope::map_file_url`]) are
 //! tested exhaustively; [`UrlPolicy::check`] adds DNS resolution.
 
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use carapace_fs::{FsError, HardlinkPolicy, ReadOptions, Root, SymlinkPolicy, VerifiedFile};
+use carapace_media::netguard::{AddressRefused, resolve_public};
 use url::{Host, Url};
 
 use crate::error::BrowserError;
@@ -155,34 +157,21 @@ pub fn parse_target(raw: &str, origin: Origin) -> Result<Target, BrowserError> {
     }
 }
 
-/// Checks the addresses a host resolved to. Pure: every address must be public unless
-/// `allow_private`; an empty list is an unresolvable host.
-pub fn check_addresses(
-    url: &str,
-    host: &str,
-    addrs: &[IpAddr],
-    allow_private: bool,
-) -> Result<(), BrowserError> {
-    if addrs.is_empty() {
-        return Err(BrowserError::Unresolvable {
+/// The browser's error for a refusal of [`carapace_media::netguard`]: a non-public address is
+/// [`BrowserError::PrivateNetworkRefused`] (`NETWORK_POLICY_REFUSED`), anything else
+/// [`BrowserError::Unresolvable`].
+pub fn address_error(url: &str, refused: AddressRefused) -> BrowserError {
+    match refused {
+        AddressRefused::NonPublic { host, address } => BrowserError::PrivateNetworkRefused {
             url: url.to_string(),
-            host: host.to_string(),
-            reason: "no addresses".into(),
-        });
-    }
-    if allow_private {
-        return Ok(());
-    }
-    match addrs
-        .iter()
-        .find(|a| !carapace_media::netguard::is_public(**a))
-    {
-        Some(bad) => Err(BrowserError::PrivateNetworkRefused {
+            host,
+            address: address.to_string(),
+        },
+        AddressRefused::Unresolvable { host, reason } => BrowserError::Unresolvable {
             url: url.to_string(),
-            host: host.to_string(),
-            address: bad.to_string(),
-        }),
-        None => Ok(()),
+            host,
+            reason,
+        },
     }
 }
 
@@ -315,23 +304,11 @@ impl UrlPolicy {
                 literal,
                 port,
             } => {
-                let addrs: Vec<IpAddr> = match literal {
-                    Some(ip) => vec![ip],
-                    None => match tokio::net::lookup_host((host.as_str(), port))
-                        .await
-                        .map(|it| it.map(|sa| sa.ip()).collect::<Vec<_>>())
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            return Err(BrowserError::Unresolvable {
-                                url: raw.to_string(),
-                                host,
-                                reason: e.to_string(),
-                            });
-                        }
-                    },
-                };
-                check_addresses(raw, &host, &addrs, self.allow_private_network)?;
+                // An IP literal is passed in its canonical form, so no resolver is asked.
+                let name = literal.map_or(host, |ip| ip.to_string());
+                resolve_public(&name, port, self.allow_private_network)
+                    .await
+                    .map_err(|e| address_error(raw, e))?;
                 Ok(Allowed {
                     url: url.to_string(),
                 })

@@ -1,5 +1,5 @@
 //! Downloads into the media store: http(s) only, at most [`MAX_REDIRECTS`] redirects, every
-//! resolved address of every hop checked by [`crate::netguard::is_public`] (unless private
+//! resolved address of every hop checked by [`crate::netguard::resolve_public`] (unless private
 //! networks are allowed) and the connection pinned to exactly those addresses, so a DNS answer
 //! cannot change between the check and the connect. The body is streamed to disk and capped.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::netguard::is_public;
+use crate::netguard::{AddressRefused, resolve_public};
 use crate::{MediaError, MediaStore, SavedMedia};
 
 /// Redirects followed at most.
@@ -45,39 +45,18 @@ async fn vet(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, MediaErr
     let port = url
         .port_or_known_default()
         .ok_or_else(|| refused("the URL has no port".into(), None))?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|e| MediaError::DownloadFailed {
+    resolve_public(host, port, allow_private)
+        .await
+        .map_err(|e| match e {
+            AddressRefused::Unresolvable { .. } => MediaError::DownloadFailed {
                 url: url.to_string(),
-                reason: format!("could not resolve {bare}: {e}"),
+                reason: e.to_string(),
                 status: None,
-            })?
-            .collect(),
-    };
-    if addrs.is_empty() {
-        return Err(MediaError::DownloadFailed {
-            url: url.to_string(),
-            reason: format!("{bare} resolved to no address"),
-            status: None,
-        });
-    }
-    if !allow_private {
-        for a in &addrs {
-            if !is_public(a.ip()) {
-                return Err(refused(
-                    format!(
-                        "{bare} resolves to {}, a private, loopback or otherwise non-public address",
-                        a.ip()
-                    ),
-                    Some(a.ip().to_string()),
-                ));
+            },
+            AddressRefused::NonPublic { address, .. } => {
+                refused(e.to_string(), Some(address.to_string()))
             }
-        }
-    }
-    Ok(addrs)
+        })
 }
 
 fn client_for(url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, MediaError> {
