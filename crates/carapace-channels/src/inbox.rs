@@ -123,28 +123,6 @@ fn not_configured(reason: String) -> ChannelError {
     }
 }
 
-fn ensure_dir(dir: &Path) -> Result<(), ChannelError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut base = dir.to_path_buf();
-    let mut rest = Vec::new();
-    while !base.is_dir() {
-        match base.file_name() {
-            Some(n) => rest.push(n.to_os_string()),
-            None => break,
-        }
-        if !base.pop() {
-            break;
-        }
-    }
-    let root = Root::open(&base)
-        .map_err(|e| not_configured(format!("cannot open {}: {e}", base.display())))?;
-    let rel: PathBuf = rest.iter().rev().collect();
-    root.mkdir_all(&rel, 0o755)
-        .map_err(|e| not_configured(format!("cannot create {}: {e}", dir.display())))
-}
-
 impl InboxAdapter {
     /// Builds the adapter (the directory is created on first send).
     pub fn new(settings: InboxSettings) -> InboxAdapter {
@@ -159,8 +137,7 @@ impl InboxAdapter {
         attachments: Vec<Attachment>,
         progress: Option<Progress>,
     ) -> Result<Delivered, ChannelError> {
-        ensure_dir(dir)?;
-        let root = Root::open(dir)
+        let root = Root::open_or_create(dir, 0o755)
             .map_err(|e| not_configured(format!("cannot open {}: {e}", dir.display())))?;
         let tdir = target_dir_name(target);
         if tdir.len() > MAX_DIR_NAME_BYTES {

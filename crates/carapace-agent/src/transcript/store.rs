@@ -123,7 +123,8 @@ impl SessionStore {
         let agent_id = normalize_agent_id(agent_id);
         let rel = Self::rel_dir(&agent_id);
         if create {
-            let state = open_or_create_dir(&self.state_dir)?;
+            let state =
+                Root::open_or_create(&self.state_dir, 0o700).map_err(AgentError::storage)?;
             state.mkdir_all(&rel, 0o700).map_err(AgentError::storage)?;
             return state
                 .open_subdir(&rel)
@@ -428,26 +429,4 @@ fn rebuild_index(root: &Root) -> Index {
         );
     }
     idx
-}
-
-/// A root at `dir`, creating it (and missing parents) at 0700 through carapace-fs.
-fn open_or_create_dir(dir: &Path) -> Result<Root, AgentError> {
-    if let Ok(r) = Root::open(dir) {
-        return Ok(r);
-    }
-    let mut base = dir.to_path_buf();
-    let mut rest = Vec::new();
-    while !base.is_dir() {
-        match base.file_name() {
-            Some(n) => rest.push(n.to_os_string()),
-            None => break,
-        }
-        if !base.pop() {
-            break;
-        }
-    }
-    let root = Root::open(&base).map_err(AgentError::storage)?;
-    let rel: PathBuf = rest.iter().rev().collect();
-    root.mkdir_all(&rel, 0o700).map_err(AgentError::storage)?;
-    root.open_subdir(&rel).map_err(AgentError::storage)
 }

@@ -61,24 +61,7 @@ pub fn channel_state_dir(state_dir: &Path, channel: &str, account: Option<&str>)
 
 /// Opens `dir` (creating it and its missing parents 0700) as a root.
 pub fn open_private_dir(dir: &Path) -> Result<Root, FsError> {
-    if let Ok(r) = Root::open(dir) {
-        return Ok(r);
-    }
-    let mut base = dir.to_path_buf();
-    let mut rest = Vec::new();
-    while !base.is_dir() {
-        match base.file_name() {
-            Some(n) => rest.push(n.to_os_string()),
-            None => break,
-        }
-        if !base.pop() {
-            break;
-        }
-    }
-    let root = Root::open(&base)?;
-    let rel: PathBuf = rest.iter().rev().collect();
-    root.mkdir_all(&rel, 0o700)?;
-    root.open_subdir(&rel)
+    Root::open_or_create(dir, 0o700)
 }
 
 impl CursorStore {
