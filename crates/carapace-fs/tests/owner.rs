@@ -8,14 +8,9 @@ use std::path::Path;
 
 use carapace_fs::{FsError, Root, WriteOptions};
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 #[test]
 fn set_owner_is_pinned_and_refuses_links() {
-    if !is_root() {
-        eprintln!("skipped: needs root (chown to another uid)");
+    if !carapace_testkit::require_root() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -34,8 +29,7 @@ fn set_owner_is_pinned_and_refuses_links() {
 
 #[test]
 fn new_entries_take_the_directory_owner_when_root() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !carapace_testkit::require_root() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
