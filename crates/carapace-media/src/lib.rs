@@ -12,6 +12,8 @@
 //!   whole into memory. [`outbound::check_file`] is the one home of that rule; `media_save` of
 //!   a path ([`MediaStore::import_checked`]) calls it too, since a copy in the store is
 //!   sendable.
+//! - [`doctor`]: the scan for files a send would refuse (and the safe fix), shared by
+//!   `carapace doctor` and the web page; it asks [`outbound::check_file`] about every file.
 //! - [`media_ref`]: whether an attachment reference is an http(s) URL (any case), a path, or a
 //!   refused scheme (`file:`, `data:`, …).
 //!
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dims;
+pub mod doctor;
 pub mod download;
 mod error;
 pub mod media_ref;
