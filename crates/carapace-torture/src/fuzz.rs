@@ -298,6 +298,6 @@ pub fn run(full: bool) -> Figures {
             });
         }
     }
-    f.note("not covered: the model stream (SSE) parsers and the Slack/Discord frame parsers are private to their crates");
+    f.note("not covered here: the model stream (SSE) parsers (the cargo-afl target model_stream in fuzz/) and the Slack/Discord frame parsers (private to their crates)");
     f
 }
