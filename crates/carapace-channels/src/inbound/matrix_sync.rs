@@ -562,6 +562,31 @@ impl MatrixSource {
     }
 
     /// The messages of one joined room's timeline, in order.
+    /// Fuzzing: every joined room of one `/sync` answer, as the bot `@bot:example.org`, read as
+    /// an unencrypted and as an encrypted room of 2 and of 3 members; the number of messages
+    /// reported.
+    pub(crate) fn fuzz_sync(&self, j: &Value) -> usize {
+        let me = Me {
+            id: "@bot:example.org".into(),
+            display_name: Some("Carapace".into()),
+        };
+        let Some(joined) = j.pointer("/rooms/join").and_then(Value::as_object) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (room, data) in joined {
+            for (encrypted, members) in [(false, 2), (false, 3), (true, 2)] {
+                let info = RoomInfo {
+                    encrypted,
+                    joined: Some(members),
+                    reported_encrypted: false,
+                };
+                n += self.room_messages(&me, room, data, &info, None).0.len();
+            }
+        }
+        n
+    }
+
     fn room_messages(
         &self,
         me: &Me,

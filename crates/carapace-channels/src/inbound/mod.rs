@@ -228,3 +228,6 @@ pub trait InboundSource: Send + Sync {
 pub mod discord_gateway;
 pub mod slack_socket;
 mod websocket;
+
+#[doc(hidden)]
+pub mod fuzz;

@@ -217,6 +217,24 @@ impl TelegramSource {
             .await
     }
 
+    /// Fuzzing: one `getUpdates` answer (`{"ok", "result": [updates]}`) or one update, read as
+    /// the bot `@carapace_bot` (id 777); the number of messages reported.
+    pub(crate) fn fuzz_updates(&self, v: &Value) -> usize {
+        let me = Bot {
+            id: 777,
+            username: Some("carapace_bot".into()),
+        };
+        let updates = match v.get("result").and_then(Value::as_array) {
+            Some(a) => a.clone(),
+            None => vec![v.clone()],
+        };
+        updates
+            .iter()
+            .filter_map(|u| u.get("message").or_else(|| u.get("channel_post")))
+            .filter_map(|m| self.to_message(&me, m))
+            .count()
+    }
+
     fn to_message(&self, me: &Bot, m: &Value) -> Option<InboundMessage> {
         let chat = &m["chat"];
         let chat_id = match &chat["id"] {

@@ -488,6 +488,27 @@ async fn run_loop(
     }
 }
 
+/// Fuzzing: one gateway payload (`{op, t, d, s}` as text) applied to a session that has seen
+/// `READY`, then read as a `MESSAGE_CREATE` with every `allowBots` setting; the number of
+/// messages reported.
+pub(crate) fn fuzz_dispatch(text: &str) -> usize {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return 0;
+    };
+    let mut gw = GatewayState::default();
+    gw.apply(
+        "READY",
+        &serde_json::json!({"session_id": "s", "user": {"id": "900000000000000001", "username": "carapace"}}),
+    );
+    let t = v.get("t").and_then(Value::as_str).unwrap_or_default();
+    let d = v.get("d").cloned().unwrap_or(Value::Null);
+    gw.apply(t, &d);
+    [AllowBots::Never, AllowBots::Mentions, AllowBots::Always]
+        .into_iter()
+        .filter_map(|allow| gw.message(&d, Some("fuzz"), allow))
+        .count()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

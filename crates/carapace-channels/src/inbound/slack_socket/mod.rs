@@ -454,6 +454,24 @@ async fn run_loop(
     }
 }
 
+/// Fuzzing: one text frame through the frame parser and, for an envelope, the event parser,
+/// with every `allowBots` setting; the number of messages reported.
+pub(crate) fn fuzz_frame(text: &str) -> usize {
+    let me = BotIdentity {
+        user_id: "UBOT".into(),
+        bot_id: Some("BBOT".into()),
+    };
+    match events::parse_frame(text) {
+        Ok(events::Frame::Envelope { payload, .. }) => {
+            [AllowBots::Never, AllowBots::Mentions, AllowBots::Always]
+                .into_iter()
+                .filter_map(|allow| events::message(&payload, &me, Some("fuzz"), allow))
+                .count()
+        }
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
