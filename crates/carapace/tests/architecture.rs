@@ -63,12 +63,16 @@ fn offenders(allowed: &[&str], needles: &[&str]) -> Vec<String> {
     bad
 }
 
+/// No crate has `unsafe` code (the workspace denies it, carapace-fs forbids it outright).
 #[test]
-fn only_the_fs_crate_has_unsafe_code_and_raw_fd_syscalls() {
-    let bad = offenders(
-        &["carapace-fs"],
-        &["unsafe {", "unsafe fn", "openat2", "fchmod", "renameat"],
-    );
+fn no_crate_has_unsafe_code() {
+    let bad = offenders(&[], &["unsafe {", "unsafe fn", "unsafe impl"]);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn only_the_fs_crate_makes_raw_fd_syscalls() {
+    let bad = offenders(&["carapace-fs"], &["openat2", "fchmod", "renameat"]);
     // The attack harness names `openat2` (it forces the fallback resolver with a seccomp filter
     // built as data) but makes no such call and has no unsafe code.
     let bad: Vec<String> = bad
@@ -375,4 +379,74 @@ fn the_checker_catches_a_synthetic_violation() {
         1,
         "a file allowance does not cover its crate's other files"
     );
+}
+
+/// The carapace crates a `Cargo.toml` lists under `[dependencies]` (dev-dependencies are not
+/// part of the architecture).
+fn internal_deps(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps && line.starts_with("carapace-") {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            out.push(name.trim_end_matches(".workspace").to_string());
+        }
+    }
+    out
+}
+
+/// The internal dependencies a README does not name.
+fn unnamed_deps(manifest: &str, readme: &str) -> Vec<String> {
+    internal_deps(manifest)
+        .into_iter()
+        .filter(|d| !readme.contains(d.as_str()))
+        .collect()
+}
+
+/// Each crate's README names every carapace crate it depends on: the READMEs are the map of
+/// the architecture, and a dependency that is not on the map is one nobody decided.
+#[test]
+fn every_readme_names_the_carapace_crates_it_depends_on() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(crates_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let readme = std::fs::read_to_string(dir.join("README.md"))
+            .unwrap_or_else(|_| panic!("{name} has no README.md"));
+        checked += internal_deps(&manifest).len();
+        for d in unnamed_deps(&manifest, &readme) {
+            missing.push(format!("{name}/README.md does not name its dependency {d}"));
+        }
+    }
+    assert!(checked > 20, "only {checked} internal dependencies found");
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// The README check catches an unnamed dependency and ignores dev-dependencies.
+#[test]
+fn the_readme_check_catches_an_unnamed_dependency() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\ncarapace-fs.workspace = true\n\
+                    carapace-media = { path = \"../carapace-media\" }\ntokio.workspace = true\n\n\
+                    [dev-dependencies]\ncarapace-testkit = { path = \"../carapace-testkit\" }\n";
+    assert_eq!(
+        internal_deps(manifest),
+        vec!["carapace-fs".to_string(), "carapace-media".to_string()]
+    );
+    assert_eq!(
+        unnamed_deps(manifest, "Depends on carapace-fs."),
+        vec!["carapace-media".to_string()]
+    );
+    assert!(unnamed_deps(manifest, "carapace-fs and carapace-media").is_empty());
 }
