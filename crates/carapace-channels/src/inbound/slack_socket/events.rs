@@ -89,12 +89,17 @@ fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// Milliseconds since the epoch of a Slack `ts` (`"1712345678.000100"`).
+/// Milliseconds since the epoch of a Slack `ts` (`"1712345678.000100"`): digits, an optional
+/// `.` and more digits; anything else, or a time past `i64` milliseconds, is `None`.
 pub fn ts_ms(ts: &str) -> Option<i64> {
     let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !digits(frac) {
+        return None;
+    }
     let secs: i64 = secs.parse().ok()?;
     let micros: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
-    Some(secs * 1000 + micros / 1000)
+    secs.checked_mul(1000)?.checked_add(micros / 1000)
 }
 
 /// An `events_api` payload as an inbound message, or `None` for what is not reported: other
@@ -352,5 +357,12 @@ mod tests {
         assert_eq!(ts_ms("1712345678.5"), Some(1_712_345_678_500));
         assert_eq!(ts_ms("1712345678"), Some(1_712_345_678_000));
         assert_eq!(ts_ms("x.1"), None);
+        // Found by fuzzing: a huge `ts` overflowed the multiplication (a panic in debug
+        // builds, a wrapped timestamp in release ones).
+        assert_eq!(ts_ms("9223372036854775807.1"), None);
+        assert_eq!(ts_ms("9223372036854775"), Some(9_223_372_036_854_775_000));
+        for bad in ["-5.1", "+5", "5.-1", "5.", ".5", "", "5.1.2", "٣.1"] {
+            assert_eq!(ts_ms(bad), None, "{bad:?}");
+        }
     }
 }
