@@ -253,6 +253,30 @@ struct PartialCall {
     args: String,
 }
 
+/// Most tool calls one answer may carry; a higher tool-call index (a buggy or hostile server)
+/// is a protocol error rather than that many calls allocated.
+pub(crate) const MAX_TOOL_CALLS: usize = 1024;
+
+/// The partial call at `index`, made (with every one before it) when missing; an index of
+/// [`MAX_TOOL_CALLS`] or more is `Protocol`, whichever decoder produced it.
+fn slot<'a>(
+    provider: &str,
+    calls: &'a mut Vec<PartialCall>,
+    index: usize,
+) -> Result<&'a mut PartialCall, ProviderError> {
+    if index >= MAX_TOOL_CALLS {
+        return Err(ProviderError::Protocol {
+            provider: provider.to_string(),
+            message: format!("a tool-call index is {MAX_TOOL_CALLS} or more"),
+            truncated: false,
+        });
+    }
+    if calls.len() <= index {
+        calls.resize_with(index + 1, PartialCall::default);
+    }
+    Ok(&mut calls[index])
+}
+
 /// Folds a stream into one [`Completion`], calling `on_text` with each text delta as it
 /// arrives. A stream that ends without [`ModelEvent::Finish`] broke off: `Protocol` with
 /// `truncated: true`.
@@ -272,10 +296,7 @@ pub async fn collect(
                 text.push_str(&t);
             }
             ModelEvent::ToolCallStart { index, id, name } => {
-                while calls.len() <= index {
-                    calls.push(PartialCall::default());
-                }
-                let c = &mut calls[index];
+                let c = slot(provider, &mut calls, index)?;
                 if c.id.is_empty() {
                     c.id = id;
                 }
@@ -284,10 +305,7 @@ pub async fn collect(
                 }
             }
             ModelEvent::ToolCallDelta { index, arguments } => {
-                while calls.len() <= index {
-                    calls.push(PartialCall::default());
-                }
-                calls[index].args.push_str(&arguments);
+                slot(provider, &mut calls, index)?.args.push_str(&arguments);
             }
             ModelEvent::Usage { input, output } => {
                 if let Some(i) = input {
@@ -347,4 +365,53 @@ pub async fn collect(
         usage,
         finish,
     })
+}
+
+#[cfg(test)]
+mod collect_tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn run(events: Vec<ModelEvent>) -> Result<Completion, ProviderError> {
+        let stream: EventStream = Box::pin(futures_util::stream::iter(events.into_iter().map(Ok)));
+        collect("p", stream, &mut |_| {}).now_or_never().unwrap()
+    }
+
+    /// Whatever decoder produced the events, `collect` itself refuses an index that would make
+    /// it allocate thousands of calls; indexes below the cap are folded as before.
+    #[test]
+    fn tool_call_indexes_are_capped_in_collect_too() {
+        for ev in [
+            ModelEvent::ToolCallStart {
+                index: MAX_TOOL_CALLS,
+                id: "c".into(),
+                name: "read".into(),
+            },
+            ModelEvent::ToolCallDelta {
+                index: usize::MAX,
+                arguments: "{}".into(),
+            },
+        ] {
+            match run(vec![ev, ModelEvent::Finish(FinishReason::ToolCalls)]) {
+                Err(ProviderError::Protocol { message, .. }) => {
+                    assert!(message.contains("1024 or more"), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ok = run(vec![
+            ModelEvent::ToolCallStart {
+                index: 0,
+                id: "c1".into(),
+                name: "read".into(),
+            },
+            ModelEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{}".into(),
+            },
+            ModelEvent::Finish(FinishReason::ToolCalls),
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
 }

@@ -313,8 +313,8 @@ fn parse_whole(provider: &str, v: &Value) -> Result<Vec<ModelEvent>, ProviderErr
 }
 
 /// Highest tool-call `index` + 1 accepted in a stream: a larger one (a buggy or hostile
-/// server) would make the index map, and `collect`, allocate that many calls.
-const MAX_CALLS: usize = 1024;
+/// server) would make the index map allocate that many calls (`collect` refuses it too).
+const MAX_CALLS: usize = super::MAX_TOOL_CALLS;
 
 /// Per-stream state: which index an index-less tool-call delta belongs to.
 #[derive(Default)]
