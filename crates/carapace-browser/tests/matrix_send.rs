@@ -13,27 +13,16 @@ use carapace_channels::matrix::{MatrixAdapter, MatrixSettings};
 use carapace_channels::{ChannelAdapter, OutboundMessage, Target};
 use carapace_media::{AllowedRoot, MediaSettings, MediaStore, OutboundPolicy, open_outbound};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
     if !require_chromium() {
         return;
     }
-    let Some(hs) = carapace_testkit::synapse_url() else {
+    let Some(hs) = carapace_testkit::synapse::synapse() else {
         return;
     };
-    let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
-    )
-    .unwrap();
-    let bot = users.pointer("/bot/accessToken").unwrap().as_str().unwrap();
-    let alice_id = users.pointer("/alice/userId").unwrap().as_str().unwrap();
-    let alice = users
-        .pointer("/alice/accessToken")
-        .unwrap()
-        .as_str()
-        .unwrap();
 
     let tmp = tempfile::tempdir().unwrap();
     let media_dir = tmp.path().join("media");
@@ -62,22 +51,12 @@ async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
         .unwrap();
     let bytes = std::fs::read(&saved.path).unwrap();
 
-    let http = reqwest::Client::new();
-    let room = http
-        .post(format!("{hs}/_matrix/client/v3/createRoom"))
-        .bearer_auth(bot)
-        .json(&json!({ "invite": [alice_id], "name": "carapace browser test" }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["room_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let room = hs
+        .create_room(
+            &hs.bot,
+            json!({ "invite": [hs.alice.id], "name": "carapace browser test" }),
+        )
+        .await;
 
     let policy = OutboundPolicy {
         roots: vec![AllowedRoot {
@@ -87,7 +66,8 @@ async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
         table: None,
         allow_owner_only: false,
     };
-    let matrix = MatrixAdapter::new(MatrixSettings::new(hs.clone(), bot.to_string())).unwrap();
+    let matrix =
+        MatrixAdapter::new(MatrixSettings::new(hs.url.clone(), hs.bot.token.clone())).unwrap();
     let file = open_outbound(
         &policy,
         &saved.path.display().to_string(),
@@ -107,19 +87,8 @@ async fn screenshot_sent_to_a_matrix_room_arrives_byte_for_byte() {
         .await
         .unwrap();
     let mxc = &delivered.attachments[0].remote_id;
-    let rest = mxc.strip_prefix("mxc://").unwrap();
-    let got = http
-        .get(format!("{hs}/_matrix/client/v1/media/download/{rest}"))
-        .bearer_auth(alice)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(got.as_ref(), bytes.as_slice(), "byte for byte");
+    let got = hs.download(&hs.alice, mxc).await;
+    assert_eq!(got, bytes, "byte for byte");
     let img = Image::decode(&got);
     assert_eq!((img.width, img.height), (300, 200));
     svc.shutdown().await;

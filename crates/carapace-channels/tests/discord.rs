@@ -12,6 +12,7 @@ use carapace_channels::{
     ChannelAdapter, ChannelError, DiscordAdapter, DiscordSettings, OutboundMessage, Target,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use common::*;
 use serde_json::{Value, json};
 
@@ -161,7 +162,7 @@ fn messages(fake: &Fake) -> Vec<Received> {
 #[tokio::test]
 async fn uploads_the_file_with_caption_as_content() {
     let fake = Fake::start(platform).await;
-    let bytes = png(300_000);
+    let bytes = png_of_len(300_000, 1);
     let msg = OutboundMessage {
         target: Target::parse("channel:123").unwrap(),
         text: None,
@@ -529,7 +530,7 @@ async fn a_reply_in_a_thread_is_posted_to_the_thread_channel() {
     )
     .await
     .unwrap();
-    let bytes = png(1000);
+    let bytes = png_of_len(1000, 1);
     a.send(OutboundMessage {
         target: Target::Channel("123".into()),
         text: None,

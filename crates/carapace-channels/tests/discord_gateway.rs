@@ -21,6 +21,7 @@ use carapace_channels::{
     Target, Timeouts,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use recording_sink::RecordingSink;
 use serde_json::{Value, json};
 use standin::{BOT_ID, Cmd, MESSAGE_CONTENT, Standin, TOKEN};
@@ -108,16 +109,10 @@ fn message(sd: &Standin, channel: &str, text: &str) -> Value {
     })
 }
 
-fn png(len: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend((0..len - 8).map(|i| (i * 31 % 251) as u8));
-    v
-}
-
 #[tokio::test]
 async fn a_dm_with_an_image_arrives_and_its_bytes_are_fetched_within_the_cap() {
     let sd = Standin::start().await;
-    let bytes = png(300_000);
+    let bytes = png_of_len(300_000, 1);
     sd.set(|s| {
         s.files.insert(
             "/attachments/500/77/cat.png".into(),
@@ -602,7 +597,7 @@ async fn typing_is_shown_in_the_chat_and_kept_alive_until_turned_off() {
 #[tokio::test]
 async fn a_dm_with_an_image_in_and_a_reply_with_an_attachment_out() {
     let sd = Standin::start().await;
-    let image = png(120_000);
+    let image = png_of_len(120_000, 1);
     sd.set(|s| {
         s.files.insert(
             "/attachments/600/9/photo.png".into(),

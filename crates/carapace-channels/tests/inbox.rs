@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use carapace_channels::inbox::{InboxAdapter, InboxSettings};
 use carapace_channels::{ChannelAdapter, OutboundMessage, Target};
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use common::*;
 use serde_json::Value;
 
@@ -25,7 +26,7 @@ async fn writes_message_and_attachments_atomically_with_fixed_modes() {
         dir: dir.clone(),
         media_max_bytes: None,
     });
-    let body = png(100_000);
+    let body = png_of_len(100_000, 1);
     let doc = content(5000);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();

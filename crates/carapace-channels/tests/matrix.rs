@@ -10,6 +10,8 @@ use std::time::Duration;
 use carapace_channels::matrix::{MatrixAdapter, MatrixSettings};
 use carapace_channels::{ChannelAdapter, OutboundMessage, Target};
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
+use carapace_testkit::synapse::synapse;
 use common::*;
 use serde_json::{Value, json};
 
@@ -61,7 +63,7 @@ async fn upload_then_event_with_info_and_retry_after_ms() {
     })
     .await;
     let a = adapter(&fake.base, "tok");
-    let body = png(5000);
+    let body = png_of_len(5000, 1);
     let mut att = attachment(&body, "shot.png", "image/png");
     att.width = Some(640);
     att.height = Some(480);
@@ -167,108 +169,18 @@ async fn bad_targets_and_config() {
 
 // ---------------------------------------------------------------- real Synapse
 
-struct Hs {
-    url: String,
-    bot: String,
-    bot_id: String,
-    alice: String,
-    alice_id: String,
-}
-
-fn synapse() -> Option<Hs> {
-    let url = carapace_testkit::synapse_url()?;
-    let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
-    )
-    .unwrap();
-    let s = |p: &str| users.pointer(p).unwrap().as_str().unwrap().to_string();
-    Some(Hs {
-        url,
-        bot: s("/bot/accessToken"),
-        bot_id: s("/bot/userId"),
-        alice: s("/alice/accessToken"),
-        alice_id: s("/alice/userId"),
-    })
-}
-
-async fn api(hs: &Hs, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let c = reqwest::Client::new();
-    let url = format!("{}{path}", hs.url);
-    let mut r = match method {
-        "GET" => c.get(url),
-        "PUT" => c.put(url),
-        _ => c.post(url),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let st = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(st.is_success(), "{method} {path}: {st} {v}");
-    v
-}
-
-async fn download(hs: &Hs, mxc: &str) -> Vec<u8> {
-    let rest = mxc.strip_prefix("mxc://").unwrap();
-    reqwest::Client::new()
-        .get(format!(
-            "{}/_matrix/client/v1/media/download/{rest}",
-            hs.url
-        ))
-        .bearer_auth(&hs.alice)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
-}
-
-/// The last `n` m.room.message events of a room, newest first.
-async fn messages(hs: &Hs, room: &str, n: usize) -> Vec<Value> {
-    let v = api(
-        hs,
-        &hs.bot,
-        "GET",
-        &format!(
-            "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
-            room.replace('!', "%21").replace(':', "%3A")
-        ),
-        None,
-    )
-    .await;
-    v["chunk"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "m.room.message")
-        .take(n)
-        .cloned()
-        .collect()
-}
-
 #[tokio::test]
 async fn synapse_room_alias_upload_arrives_byte_identical() {
     let Some(hs) = synapse() else { return };
     let alias = format!("carapace-test-{}", std::process::id());
-    let room = api(
-        &hs,
-        &hs.bot,
-        "POST",
-        "/_matrix/client/v3/createRoom",
-        Some(json!({"room_alias_name": alias, "invite": [hs.alice_id]})),
-    )
-    .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let a = adapter(&hs.url, &hs.bot);
-    let body = png(300_000);
+    let room = hs
+        .create_room(
+            &hs.bot,
+            json!({"room_alias_name": alias, "invite": [hs.alice.id]}),
+        )
+        .await;
+    let a = adapter(&hs.url, &hs.bot.token);
+    let body = png_of_len(300_000, 2);
     let mut att = attachment(&body, "shot.png", "image/png");
     att.width = Some(10);
     att.height = Some(20);
@@ -282,9 +194,15 @@ async fn synapse_room_alias_upload_arrives_byte_identical() {
         .await
         .unwrap();
     assert_eq!(d.attachments.len(), 2);
-    assert_eq!(download(&hs, &d.attachments[0].remote_id).await, body);
-    assert_eq!(download(&hs, &d.attachments[1].remote_id).await, doc);
-    let evs = messages(&hs, &room, 3).await;
+    assert_eq!(
+        hs.download(&hs.alice, &d.attachments[0].remote_id).await,
+        body
+    );
+    assert_eq!(
+        hs.download(&hs.alice, &d.attachments[1].remote_id).await,
+        doc
+    );
+    let evs = hs.messages(&hs.bot, &room, 3).await;
     assert_eq!(evs[0]["content"]["msgtype"], "m.file");
     assert_eq!(evs[0]["content"]["info"]["mimetype"], "application/pdf");
     assert_eq!(evs[0]["content"]["body"], "notes.pdf");
@@ -298,7 +216,7 @@ async fn synapse_room_alias_upload_arrives_byte_identical() {
     // One captioned image: the text is its caption, the name its filename.
     assert_eq!(evs[1]["content"]["body"], "two files");
     assert_eq!(evs[1]["content"]["filename"], "shot.png");
-    assert_eq!(evs[1]["sender"], hs.bot_id.as_str());
+    assert_eq!(evs[1]["sender"], hs.bot.id.as_str());
     assert_eq!(evs.len(), 2, "no separate text event: {evs:?}");
 }
 
@@ -306,45 +224,45 @@ async fn synapse_room_alias_upload_arrives_byte_identical() {
 async fn synapse_user_target_creates_the_dm_once_and_reuses_it() {
     let Some(hs) = synapse() else { return };
     // A fresh user per run keeps the test independent of earlier runs' m.direct.
-    let a = adapter(&hs.url, &hs.bot);
+    let a = adapter(&hs.url, &hs.bot.token);
     let d1 = a
-        .send(msg(&format!("user:{}", hs.alice_id), Some("dm 1"), vec![]))
+        .send(msg(&format!("user:{}", hs.alice.id), Some("dm 1"), vec![]))
         .await
         .unwrap();
     // A second adapter (no cache) must find the room through m.direct.
-    let b = adapter(&hs.url, &hs.bot);
+    let b = adapter(&hs.url, &hs.bot.token);
     let d2 = b
-        .send(msg(&format!("user:{}", hs.alice_id), Some("dm 2"), vec![]))
+        .send(msg(&format!("user:{}", hs.alice.id), Some("dm 2"), vec![]))
         .await
         .unwrap();
-    let direct = api(
-        &hs,
-        &hs.bot,
-        "GET",
-        &format!(
-            "/_matrix/client/v3/user/{}/account_data/m.direct",
-            hs.bot_id
-        ),
-        None,
-    )
-    .await;
-    let rooms = direct[&hs.alice_id].as_array().unwrap();
+    let direct = hs
+        .api(
+            &hs.bot.token,
+            "GET",
+            &format!(
+                "/_matrix/client/v3/user/{}/account_data/m.direct",
+                hs.bot.id
+            ),
+            None,
+        )
+        .await;
+    let rooms = direct[&hs.alice.id].as_array().unwrap();
     let room = rooms.last().unwrap().as_str().unwrap().to_string();
-    let evs = messages(&hs, &room, 2).await;
+    let evs = hs.messages(&hs.bot, &room, 2).await;
     let ids: Vec<&str> = evs
         .iter()
         .map(|e| e["event_id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&d1.remote_id.as_str()) && ids.contains(&d2.remote_id.as_str()));
     // alice was invited to it.
-    let inv = api(
-        &hs,
-        &hs.alice,
-        "GET",
-        "/_matrix/client/v3/sync?timeout=0",
-        None,
-    )
-    .await;
+    let inv = hs
+        .api(
+            &hs.alice.token,
+            "GET",
+            "/_matrix/client/v3/sync?timeout=0",
+            None,
+        )
+        .await;
     let invited = inv["rooms"]["invite"]
         .as_object()
         .map(|m| m.contains_key(&room))
@@ -386,7 +304,7 @@ async fn a_reply_in_a_thread_carries_the_m_thread_relation() {
     let mut m = msg("room:!r:hs", Some("in the thread"), Vec::new());
     m.thread = Some("$root".into());
     a.send(m).await.unwrap();
-    let bytes = png(500);
+    let bytes = png_of_len(500, 3);
     let mut m = msg(
         "room:!r:hs",
         None,

@@ -5,8 +5,6 @@
 //! never sent plaintext, captioned files as one event, idempotent sends.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod synapse;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +16,9 @@ use carapace_channels::inbound::{
 use carapace_channels::matrix::{MatrixAdapter, MatrixSettings};
 use carapace_channels::{Attachment, ChannelAdapter, ChannelError, OutboundMessage, Target};
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
+use carapace_testkit::synapse::*;
 use serde_json::json;
-use synapse::*;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -324,7 +323,7 @@ async fn attachments_threads_and_fetch() {
     let run = start(settings(&hs, &bot, state.path()), Arc::new(Sink::default()));
     run.cursor_saved().await;
     let dm = hs.room(&alice, &[&bot], true, false).await;
-    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &vec![7u8; 40_000]].concat();
+    let png = png_of_len(40_000, 7);
     let mxc = hs.upload(&alice, &png, "image/png", "cat.png").await;
     hs.send(
         &alice,
@@ -464,7 +463,7 @@ async fn idempotent_sends_post_once_and_captions_are_one_event() {
     hs.join(&alice, &room).await;
     let adapter =
         MatrixAdapter::new(MatrixSettings::new(hs.url.clone(), bot.token.clone())).unwrap();
-    let bytes: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[1u8; 5000]].concat();
+    let bytes = png_of_len(5000, 1);
     let msg = || OutboundMessage {
         target: Target::Room(room.clone()),
         text: Some("here it is".into()),

@@ -14,6 +14,7 @@ use carapace_channels::{
     ChannelAdapter, ChannelError, OutboundMessage, SlackAdapter, SlackSettings, Target,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use common::*;
 use serde_json::{Value, json};
 
@@ -161,7 +162,7 @@ fn api_calls(fake: &Fake) -> Vec<String> {
 #[tokio::test]
 async fn external_upload_flow_with_initial_comment() {
     let fake = Fake::start(slack(None, |_| None)).await;
-    let a_bytes = png(70_000);
+    let a_bytes = png_of_len(70_000, 1);
     let b_bytes = content(3000);
     let d = adapter(&fake.base)
         .send(OutboundMessage {
@@ -426,7 +427,7 @@ async fn a_reply_in_a_thread_carries_thread_ts_in_both_calls() {
     )
     .await
     .unwrap();
-    let bytes = png(2000);
+    let bytes = png_of_len(2000, 1);
     a.send(OutboundMessage {
         target: Target::Channel("C0NF841BK".into()),
         text: Some("with a file".into()),

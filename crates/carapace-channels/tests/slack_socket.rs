@@ -21,6 +21,7 @@ use carapace_channels::{
     Timeouts,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use recording_sink::RecordingSink;
 use serde_json::json;
 use standin::{APP_TOKEN, BOT_TOKEN, BOT_USER, Cmd, Standin};
@@ -92,12 +93,6 @@ impl Running {
     }
 }
 
-fn image(len: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend((0..len - 8).map(|i| (i * 17 % 253) as u8));
-    v
-}
-
 fn file_event(sd: &Standin, bytes: &[u8]) -> serde_json::Value {
     sd.payload(json!({
         "type": "message", "subtype": "file_share", "channel": "D1", "channel_type": "im",
@@ -114,7 +109,7 @@ fn file_event(sd: &Standin, bytes: &[u8]) -> serde_json::Value {
 #[tokio::test]
 async fn a_dm_with_a_file_arrives_acknowledged_and_its_bytes_are_fetched_with_the_bot_token() {
     let sd = Standin::start().await;
-    let bytes = image(250_000);
+    let bytes = png_of_len(250_000, 1);
     sd.set(|s| {
         s.files.insert(
             "/files-pri/T1-F1/download/cat.png".into(),
@@ -482,7 +477,7 @@ async fn a_rate_limited_open_waits_and_tries_again() {
 #[tokio::test]
 async fn a_dm_with_an_image_in_and_a_reply_with_an_attachment_out() {
     let sd = Standin::start().await;
-    let bytes = image(90_000);
+    let bytes = png_of_len(90_000, 2);
     sd.set(|s| {
         s.files.insert(
             "/files-pri/T1-F1/download/cat.png".into(),

@@ -12,6 +12,7 @@ use carapace_channels::{
     ChannelAdapter, ChannelError, OutboundMessage, Target, TelegramAdapter, TelegramSettings,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::{png, png_of_len};
 use common::*;
 use serde_json::json;
 
@@ -127,7 +128,7 @@ fn platform(r: &Received) -> Response {
 #[tokio::test]
 async fn png_goes_as_photo_with_caption_and_chat_id() {
     let fake = Fake::start(platform).await;
-    let bytes = png(120_000);
+    let bytes = png_of_len(120_000, 1);
     let d = adapter(&fake.base)
         .send(OutboundMessage {
             target: Target::parse("user:4242").unwrap(),
@@ -159,7 +160,7 @@ async fn non_photos_go_as_documents_and_text_alone_as_messages() {
     let a = adapter(&fake.base);
     let pdf = content(5000);
     let gif = content(700);
-    let mut huge_png = attachment(&png(10), "wide.png", "image/png");
+    let mut huge_png = attachment(&png(1, 1, 1), "wide.png", "image/png");
     huge_png.width = Some(5000);
     huge_png.height = Some(100); // ratio 50 > 20: not a photo
     let d = a
@@ -216,7 +217,7 @@ async fn caption_over_1024_chars_follows_as_a_message_and_text_after_caption() {
             text: Some("and the text".into()),
             caption: Some(long.clone()),
             progress: None,
-            attachments: vec![attachment(&png(100), "p.jpg", "image/jpeg")],
+            attachments: vec![attachment(&png_of_len(100, 1), "p.jpg", "image/jpeg")],
             thread: None,
         })
         .await
@@ -249,7 +250,7 @@ async fn rate_limit_uses_parameters_retry_after() {
         answer(r)
     })
     .await;
-    let bytes = png(1000);
+    let bytes = png_of_len(1000, 1);
     let start = Instant::now();
     adapter(&fake.base)
         .send(OutboundMessage {
@@ -309,7 +310,7 @@ async fn photo_dimension_refusal_falls_back_to_document() {
         answer(r)
     })
     .await;
-    let bytes = png(500);
+    let bytes = png_of_len(500, 1);
     let d = adapter(&fake.base)
         .send(OutboundMessage {
             target: Target::User("1".into()),
@@ -455,7 +456,7 @@ async fn a_reply_in_a_topic_carries_message_thread_id() {
     )
     .await
     .unwrap();
-    let bytes = png(1000);
+    let bytes = png_of_len(1000, 1);
     a.send(OutboundMessage {
         target: Target::Channel("-100".into()),
         text: None,

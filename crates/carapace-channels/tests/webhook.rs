@@ -10,6 +10,7 @@ use carapace_channels::{
     ChannelAdapter, OutboundMessage, SecretString, Target, WebhookAdapter, WebhookSettings,
 };
 use carapace_policy::{CarapaceError, ErrorCode};
+use carapace_testkit::png::png_of_len;
 use common::*;
 use serde_json::json;
 
@@ -39,7 +40,7 @@ fn receiver(r: &Received) -> axum::response::Response {
 #[tokio::test]
 async fn posts_text_caption_target_and_files_with_configured_headers() {
     let fake = Fake::start(receiver).await;
-    let bytes = png(33_000);
+    let bytes = png_of_len(33_000, 1);
     let d = adapter(&fake.base)
         .send(OutboundMessage {
             target: Target::Room("!abc:example.org".into()),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use carapace_testkit::synapse::{Synapse, synapse, uuid_like};
 use common::*;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -101,65 +102,25 @@ async fn a_retried_send_is_delivered_once_at_the_inbox() {
     assert_eq!(texts.len(), 1, "{msgs:?}");
 }
 
-struct Hs {
-    url: String,
-    bot: String,
-}
-
-fn synapse() -> Option<Hs> {
-    let url = carapace_testkit::synapse_url()?;
-    let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
-    )
-    .unwrap();
-    Some(Hs {
-        url,
-        bot: users["bot"]["accessToken"].as_str().unwrap().to_string(),
-    })
-}
-
-async fn room_texts(hs: &Hs, room: &str, body: &str) -> usize {
-    let v: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
-            hs.url,
-            room.replace('!', "%21").replace(':', "%3A")
-        ))
-        .bearer_auth(&hs.bot)
-        .send()
+/// How many of the last 100 text events of `room` have `body`.
+async fn room_texts(hs: &Synapse, room: &str, body: &str) -> usize {
+    hs.messages(&hs.bot, room, 100)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["chunk"]
-        .as_array()
-        .unwrap()
         .iter()
-        .filter(|e| e["type"] == "m.room.message" && e["content"]["body"] == body)
+        .filter(|e| e["content"]["body"] == body)
         .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_send_is_delivered_once_on_a_real_synapse() {
     let Some(hs) = synapse() else { return };
-    let room: Value = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v3/createRoom", hs.url))
-        .bearer_auth(&hs.bot)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let room = room["room_id"].as_str().unwrap().to_string();
+    let room = hs.create_room(&hs.bot, json!({})).await;
     let r = start(
         r#"mode: "off""#,
         "",
         &format!(
             r#"channels: {{ inbox: {{ dir: "/nonexistent" }}, matrix: {{ homeserver: "{}", accessToken: "{}" }} }}"#,
-            hs.url, hs.bot
+            hs.url, hs.bot.token
         ),
     )
     .await;
@@ -172,14 +133,4 @@ async fn a_retried_send_is_delivered_once_on_a_real_synapse() {
     assert_eq!(s2, 200, "{v2}");
     assert_eq!(v1["result"], v2["result"]);
     assert_eq!(room_texts(&hs, &room, &body).await, 1);
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }

@@ -13,8 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-#[path = "../../carapace-channels/tests/synapse/mod.rs"]
-mod synapse;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +24,9 @@ use axum::routing::get;
 use carapace_channels::inbound::CursorStore;
 use carapace_inbound::PairingStore;
 use carapace_testkit::model_server::{ModelServer, Reply, Step, call};
+use carapace_testkit::synapse::*;
 use common::*;
 use serde_json::{Value, json};
-use synapse::*;
 
 const PAGE: &str = r#"<!doctype html><html><head><style>
 html,body{margin:0;background:#fff}
@@ -302,11 +300,7 @@ async fn an_image_alice_sends_is_readable_inside_her_sandbox() {
     let Some(w) = world().await else { return };
     let alice = w.alice.clone();
     let room = w.dm(&alice).await;
-    let png: Vec<u8> = [
-        &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x02\0\0\0\x02\x08\x02\0\0\0"[..],
-        &[0x42u8; 3000][..],
-    ]
-    .concat();
+    let png = carapace_testkit::png::png(2, 2, 0x42);
     let mxc = w.hs.upload(&alice, &png, "image/png", "my cat.png").await;
     w.hs.send(
         &alice,

@@ -9,8 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-#[path = "../../carapace-channels/tests/synapse/mod.rs"]
-mod synapse;
 
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -22,8 +20,8 @@ use carapace_channels::matrix::{MatrixAdapter, MatrixSettings};
 use carapace_channels::{ChannelAdapter, OutboundMessage, Target};
 use carapace_inbound::journal::{Journal, PlannedReply};
 use carapace_testkit::model_server::{ModelServer, Reply, Step};
+use carapace_testkit::synapse::*;
 use common::*;
-use synapse::*;
 
 fn extra(hs: &Synapse, bot: &User, alice: &User) -> String {
     format!(
@@ -39,10 +37,7 @@ async fn child_gateway() {
         return; // not a child: nothing to do
     };
     let var = |k: &str| std::env::var(k).unwrap();
-    let hs = Synapse {
-        url: var("CHILD_HS"),
-        admin: String::new(),
-    };
+    let hs = Synapse::at(var("CHILD_HS"));
     let bot = User {
         id: var("CHILD_BOT"),
         token: var("CHILD_TOKEN"),

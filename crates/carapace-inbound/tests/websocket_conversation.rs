@@ -17,17 +17,12 @@ use carapace_agent::{AgentRuntime, ToolExecutor};
 use carapace_channels::inbound::ConnectionState;
 use carapace_inbound::{InboundService, ReplyRoutes, read_status};
 use carapace_testkit::model_server::{ModelServer, Reply, Step, call};
+use carapace_testkit::png::png_of_len;
 use carapace_tools::ToolContext;
 use common::*;
 use serde_json::{Value, json};
 use ws::discord::{self as dg, Cmd, Standin as DiscordStandin};
 use ws::slack::{self as sl, Standin as SlackStandin};
-
-fn png(len: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend((0..len - 8).map(|i| (i * 31 % 251) as u8));
-    v
-}
 
 /// The model: a message with a file attached is answered by a `message` call sending that
 /// file back with a text; after a tool result, "sent"; anything else is echoed.
@@ -94,7 +89,7 @@ fn texts_posted(sd: &DiscordStandin, channel: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discord_dm_with_a_png_in_a_file_out_and_a_resume_that_loses_nothing() {
     let sd = DiscordStandin::start().await;
-    let image = png(90_000);
+    let image = png_of_len(90_000, 1);
     sd.set(|s| {
         s.files.insert(
             "/attachments/600/9/photo.png".into(),

@@ -4,6 +4,10 @@
 //! Chromium) call [`require`] first. When `CARAPACE_TEST_STRICT=1` (set by `scripts/test.sh`,
 //! and so in CI) a missing dependency fails the test; elsewhere the test prints a clear skip
 //! message and returns early.
+//!
+//! Modules: [`png`] builds valid PNG files (by size, by pixels, or of an exact byte length);
+//! `synapse` (feature `synapse`) talks to the real Synapse of scripts/synapse.sh; `model_server`
+//! (feature `model-servers`) runs scripted OpenAI / Anthropic model servers.
 
 /// Environment variable that turns missing test dependencies into failures.
 pub const STRICT_ENV: &str = "CARAPACE_TEST_STRICT";
@@ -105,3 +109,8 @@ pub fn llama_server() -> Option<(String, String)> {
 
 #[cfg(feature = "model-servers")]
 pub mod model_server;
+
+pub mod png;
+
+#[cfg(feature = "synapse")]
+pub mod synapse;

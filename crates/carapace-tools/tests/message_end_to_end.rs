@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use carapace_policy::ErrorCode;
+use carapace_testkit::png::png;
+use carapace_testkit::synapse::{Synapse, synapse};
 use carapace_tools::{ToolCall, invoke};
 use common::*;
 use serde_json::{Value, json};
@@ -22,116 +24,13 @@ fn umask_077() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
-/// A small valid PNG (1x1 grey), with `tag` bytes in a tEXt chunk so files differ.
-fn png(tag: &str) -> Vec<u8> {
-    fn crc(d: &[u8]) -> u32 {
-        let mut c = 0xffff_ffffu32;
-        for &b in d {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |k: &[u8], d: &[u8]| {
-        out.extend_from_slice(&(d.len() as u32).to_be_bytes());
-        let mut c = k.to_vec();
-        c.extend_from_slice(d);
-        out.extend_from_slice(&c);
-        out.extend_from_slice(&crc(&c).to_be_bytes());
-    };
-    chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
-    let mut t = b"Comment\0".to_vec();
-    t.extend_from_slice(tag.as_bytes());
-    chunk(b"tEXt", &t);
-    // zlib stream of the one scanline [0, 0x80], stored block.
-    chunk(
-        b"IDAT",
-        &[
-            0x78, 0x01, 0x01, 0x02, 0x00, 0xfd, 0xff, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81,
-        ],
-    );
-    chunk(b"IEND", &[]);
-    out
-}
-
-struct Hs {
-    url: String,
-    bot: String,
-}
-
-fn synapse() -> Option<Hs> {
-    let url = carapace_testkit::synapse_url()?;
-    let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
-    )
-    .unwrap();
-    Some(Hs {
-        url,
-        bot: users["bot"]["accessToken"].as_str().unwrap().to_string(),
-    })
-}
-
-async fn create_room(hs: &Hs) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v3/createRoom", hs.url))
-        .bearer_auth(&hs.bot)
-        .json(&json!({}))
-        .send()
+/// The `m.image` events among the last 100 messages of `room`, newest first.
+async fn room_images(hs: &Synapse, room: &str) -> Vec<Value> {
+    hs.messages(&hs.bot, room, 100)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["room_id"].as_str().unwrap().to_string()
-}
-
-async fn room_images(hs: &Hs, room: &str) -> Vec<Value> {
-    let v: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
-            hs.url,
-            room.replace('!', "%21").replace(':', "%3A")
-        ))
-        .bearer_auth(&hs.bot)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["chunk"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.image")
-        .cloned()
+        .into_iter()
+        .filter(|e| e["content"]["msgtype"] == "m.image")
         .collect()
-}
-
-async fn download(hs: &Hs, mxc: &str) -> Vec<u8> {
-    reqwest::Client::new()
-        .get(format!(
-            "{}/_matrix/client/v1/media/download/{}",
-            hs.url,
-            mxc.strip_prefix("mxc://").unwrap()
-        ))
-        .bearer_auth(&hs.bot)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 async fn msg(e: &Env, session: &str, args: Value) -> Result<Value, carapace_tools::ToolError> {
@@ -151,10 +50,10 @@ fn b64(d: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(d)
 }
 
-fn matrix_extra(hs: &Hs, policy: &str) -> String {
+fn matrix_extra(hs: &Synapse, policy: &str) -> String {
     format!(
         r#"channels: {{ matrix: {{ homeserver: "{}", accessToken: "{}" }} }}, tools: {{ message: {{ outboundMediaPolicy: {{ {policy} }} }} }}"#,
-        hs.url, hs.bot
+        hs.url, hs.bot.token
     )
 }
 
@@ -163,11 +62,11 @@ async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
     umask_077();
     let Some(hs) = synapse() else { return };
     let e = env(r#"mode: "off""#, &matrix_extra(&hs, ""));
-    let room = create_room(&hs).await;
+    let room = hs.create_room(&hs.bot, json!({})).await;
     let target = format!("room:{room}");
 
     // 1. exec (host, mode off) writes a PNG.
-    let exec_png = png("exec");
+    let exec_png = png(1, 1, 1);
     ok(
         &e,
         S,
@@ -176,7 +75,7 @@ async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
     )
     .await;
     // 2. the write tool writes one.
-    let write_png = png("write");
+    let write_png = png(1, 1, 2);
     let w = ok(
         &e,
         S,
@@ -188,7 +87,7 @@ async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
     // 3. media_save applies the send's checks: a private (0600) file is refused like a send
     //    of it would be (a copy in the media store is sendable); shared (0644), it is copied
     //    into the store at 0644.
-    let media_png = png("media");
+    let media_png = png(1, 1, 3);
     std::fs::write(e.ws.join("private.png"), &media_png).unwrap();
     assert_eq!(mode(&e.ws.join("private.png")), 0o600, "umask 077 at work");
     let refused = call(&e, S, "media_save", json!({"path": "private.png"}))
@@ -218,7 +117,7 @@ async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
     assert_eq!(atts.len(), 3);
     let mut got = Vec::new();
     for a in atts {
-        got.push(download(&hs, a["remoteId"].as_str().unwrap()).await);
+        got.push(hs.download(&hs.bot, a["remoteId"].as_str().unwrap()).await);
     }
     // Order: media, path, filePath are gathered as given by the argument order of the tool.
     assert!(got.contains(&exec_png) && got.contains(&write_png) && got.contains(&media_png));
@@ -314,7 +213,8 @@ async fn a_file_made_under_umask_077_reaches_a_real_synapse() {
         .await
         .unwrap();
     assert_eq!(
-        download(&hs, r["attachments"][0]["remoteId"].as_str().unwrap()).await,
+        hs.download(&hs.bot, r["attachments"][0]["remoteId"].as_str().unwrap())
+            .await,
         write_png
     );
     let imgs = room_images(&hs, &room).await;
@@ -335,14 +235,15 @@ async fn a_png_made_by_exec_in_a_session_sandbox_arrives() {
         r#"mode: "all", workspaceAccess: "session""#,
         &matrix_extra(&hs, ""),
     );
-    let room = create_room(&hs).await;
-    let p = png("sandbox");
+    let room = hs.create_room(&hs.bot, json!({})).await;
+    let p = png(1, 1, 4);
     ok(&e, S, "exec", json!({"command": "printf %s \"$P\" | base64 -d > /workspace/sb.png", "env": {"P": b64(&p)}})).await;
     let r = msg(&e, S, json!({"channel": "matrix", "target": format!("room:{room}"), "filePath": "/workspace/sb.png"}))
         .await
         .unwrap();
     assert_eq!(
-        download(&hs, r["attachments"][0]["remoteId"].as_str().unwrap()).await,
+        hs.download(&hs.bot, r["attachments"][0]["remoteId"].as_str().unwrap())
+            .await,
         p
     );
     // The agent workspace is not mounted writable in a session sandbox, and its files outside
@@ -361,7 +262,7 @@ async fn a_png_made_by_exec_in_a_session_sandbox_arrives() {
 async fn inbox_is_the_default_channel() {
     umask_077();
     let e = env(r#"mode: "off""#, "");
-    let p = png("inbox");
+    let p = png(1, 1, 5);
     ok(&e, S, "write", json!({"path": "i.png", "base64": b64(&p)})).await;
     let r = msg(&e, S, json!({"target": "user:me", "message": "hi", "path": "i.png", "buffer": b64(b"hello"), "filename": "hello.txt"}))
         .await
@@ -413,7 +314,7 @@ async fn a_file_swapped_for_a_symlink_never_sends_the_target() {
     let secret = e.dir.path().join("id_ed25519");
     std::fs::write(&secret, "SECRET KEY MATERIAL").unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let good = png("race");
+    let good = png(1, 1, 6);
     std::fs::write(e.ws.join("race.png"), &good).unwrap();
     std::fs::set_permissions(
         e.ws.join("race.png"),

@@ -60,7 +60,7 @@ fn inbox_files(e: &Env) -> usize {
 #[tokio::test]
 async fn upper_case_http_is_a_url_and_other_schemes_are_refused() {
     let e = env(r#"mode: "off""#, "media: { allowPrivateNetwork: true }");
-    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0rest".to_vec();
+    let png = carapace_testkit::png::png(1, 1, 1);
     let port = serve(png.clone());
     for url in [
         format!("HTTP://127.0.0.1:{port}/shot.png"),

@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use carapace_testkit::png::png;
+use carapace_testkit::synapse::synapse;
 use serde_json::{Value, json};
 
 struct Run {
@@ -40,13 +42,6 @@ fn carapace(state: &Path, config: &Path, args: &[&str]) -> Run {
     }
 }
 
-fn png(tag: u8) -> Vec<u8> {
-    // Signature + IHDR of a 2x2 image + filler: the sniffers see a PNG.
-    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x02\0\0\0\x02\x08\x02\0\0\0\0\0\0\0".to_vec();
-    v.extend((0..5000u32).map(|i| (i as u8).wrapping_mul(tag)));
-    v
-}
-
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -61,7 +56,7 @@ fn inbox_send_media_save_doctor_without_a_server() {
     // A private file, as a umask-077 process would leave it.
     let ws = state.join("workspace");
     std::fs::create_dir_all(&ws).unwrap();
-    std::fs::write(ws.join("shot.png"), png(3)).unwrap();
+    std::fs::write(ws.join("shot.png"), png(2, 2, 3)).unwrap();
     std::fs::set_permissions(
         ws.join("shot.png"),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -132,7 +127,7 @@ fn inbox_send_media_save_doctor_without_a_server() {
     let remote = r.json["attachments"][0]["remoteId"].as_str().unwrap();
     assert_eq!(
         std::fs::read(state.join("inbox").join(remote)).unwrap(),
-        png(3)
+        png(2, 2, 3)
     );
 
     let r = carapace(
@@ -221,14 +216,10 @@ fn inbox_send_media_save_doctor_without_a_server() {
 
 #[test]
 fn a_private_file_to_matrix_through_the_cli() {
-    let Some(url) = carapace_testkit::synapse_url() else {
+    let Some(hs) = synapse() else {
         return;
     };
-    let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
-    )
-    .unwrap();
-    let token = users["bot"]["accessToken"].as_str().unwrap().to_string();
+    let (url, token) = (hs.url.clone(), hs.bot.token.clone());
     let t = tempfile::tempdir().unwrap();
     let state = t.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -236,22 +227,8 @@ fn a_private_file_to_matrix_through_the_cli() {
     std::fs::write(&cfg, format!(r#"{{ channels: {{ matrix: {{ homeserver: "{url}", accessToken: "${{MX_TOKEN_TEST}}" }} }} }}"#)).unwrap();
     // Secrets come from the environment.
     // SAFETY-free: the env var is given to the child only.
-    let room: String = {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let v: Value = reqwest::Client::new()
-                .post(format!("{url}/_matrix/client/v3/createRoom"))
-                .bearer_auth(&token)
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["room_id"].as_str().unwrap().to_string()
-        })
-    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let room = rt.block_on(hs.create_room(&hs.bot, json!({})));
     let run = |args: &[&str]| {
         let bin = env!("CARGO_BIN_EXE_carapace");
         let out = Command::new("sh")
@@ -276,7 +253,7 @@ fn a_private_file_to_matrix_through_the_cli() {
     };
     let target = format!("room:{room}");
     let src = t.path().join("shot.png");
-    std::fs::write(&src, png(7)).unwrap();
+    std::fs::write(&src, png(2, 2, 7)).unwrap();
     std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (code, saved, err) = run(&["media", "save", src.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -298,45 +275,9 @@ fn a_private_file_to_matrix_through_the_cli() {
         .as_str()
         .unwrap()
         .to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let got = rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!(
-                "{url}/_matrix/client/v1/media/download/{}",
-                mxc.trim_start_matches("mxc://")
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec()
-    });
-    assert_eq!(got, png(7));
-    let count = || {
-        rt.block_on(async {
-            let v: Value = reqwest::Client::new()
-                .get(format!(
-                    "{url}/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
-                    room.replace('!', "%21").replace(':', "%3A")
-                ))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["chunk"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["type"] == "m.room.message")
-                .count()
-        })
-    };
+    let got = rt.block_on(hs.download(&hs.bot, &mxc));
+    assert_eq!(got, png(2, 2, 7));
+    let count = || rt.block_on(hs.messages(&hs.bot, &room, 100)).len();
     let before = count();
     // The failure users hit: the same file at 0600 in the media dir.
     std::fs::set_permissions(&media, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -392,7 +333,7 @@ fn eacces_is_permission_denied_with_owner_mode_and_uid() {
     let cfg = t.path().join("c.json5");
     std::fs::write(&cfg, "{}").unwrap();
     perm(&cfg, 0o644);
-    std::fs::write(ws.join("root.png"), png(1)).unwrap();
+    std::fs::write(ws.join("root.png"), png(2, 2, 1)).unwrap();
     perm(&ws.join("root.png"), 0o600);
     let bin = env!("CARGO_BIN_EXE_carapace");
     // The binary must be reachable by nobody: copy it next to the config.

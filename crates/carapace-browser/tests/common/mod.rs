@@ -84,15 +84,7 @@ fn html(s: &'static str) -> Response {
 
 /// A red 1×1 PNG.
 pub fn red_png() -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, 1, 1);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().unwrap();
-        w.write_image_data(&[255, 0, 0]).unwrap();
-    }
-    out
+    carapace_testkit::png::png_rgba(1, 1, |_, _| [255, 0, 0, 255])
 }
 
 pub async fn serve() -> Server {

@@ -239,13 +239,6 @@ pub fn content(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-/// A PNG-looking payload (signature + filler).
-pub fn png(n: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend(content(n));
-    v
-}
-
 /// Small waits for tests; production defaults are untouched.
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {

@@ -164,22 +164,7 @@ pub const PNG_H: u32 = 96;
 
 /// A 160×96 PNG: left half red, right half blue, a green 16×16 square at the top left.
 pub fn test_png() -> Vec<u8> {
-    let (w, h) = (PNG_W, PNG_H);
-    let mut data = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            data.extend_from_slice(&test_png_pixel(x, y));
-        }
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header().unwrap();
-        wr.write_image_data(&data).unwrap();
-    }
-    out
+    carapace_testkit::png::png_rgba(PNG_W, PNG_H, test_png_pixel)
 }
 
 /// The pixel at (x, y) of the test PNG.

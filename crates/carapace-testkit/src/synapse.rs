@@ -1,23 +1,37 @@
-//! A real Synapse (scripts/synapse.sh) for the inbound tests: fresh users per test through the
-//! admin API (the shared `carapace-bot` is an admin), so concurrent tests and earlier runs
-//! never see each other's rooms, invites or account data.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! A real Synapse (scripts/synapse.sh) for the Matrix tests: its URL from
+//! `CARAPACE_TEST_SYNAPSE_URL` (through [`crate::synapse_url`], so a missing server skips the
+//! test or fails it under `CARAPACE_TEST_STRICT=1`) and the two shared users of the users file
+//! at `CARAPACE_TEST_SYNAPSE_USERS`: `carapace-bot` (an admin, the account carapace sends as)
+//! and `alice`. Fresh users per test come through the admin API ([`Synapse::user`]), so
+//! concurrent tests and earlier runs never see each other's rooms, invites or account data.
+//!
+//! Every call panics on a transport error or an unexpected answer: these are test helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// The homeserver and an admin token.
-#[derive(Clone)]
+/// Environment variable naming the users file written by scripts/synapse.sh.
+pub const USERS_ENV: &str = "CARAPACE_TEST_SYNAPSE_USERS";
+
+/// The homeserver and its two shared users.
+#[derive(Clone, Debug)]
 pub struct Synapse {
+    /// Base URL, no trailing slash.
     pub url: String,
-    pub admin: String,
+    /// The shared `@carapace-bot:localhost`, an admin: its token is the admin token.
+    pub bot: User,
+    /// The shared `@alice:localhost`, a person to DM.
+    pub alice: User,
 }
 
 /// A logged-in user.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct User {
+    /// The Matrix user id (`@name:localhost`).
     pub id: String,
+    /// An access token.
     pub token: String,
 }
 
@@ -35,19 +49,52 @@ pub fn enc(s: &str) -> String {
 }
 
 /// The Synapse of scripts/synapse.sh, when available (a failure under strict mode).
+///
+/// Panics when the URL is set but the users file is missing or malformed.
 pub fn synapse() -> Option<Synapse> {
-    let url = carapace_testkit::synapse_url()?;
+    let url = crate::synapse_url()?;
+    let path = std::env::var(USERS_ENV)
+        .unwrap_or_else(|_| panic!("CARAPACE_TEST_SYNAPSE_URL is set but {USERS_ENV} is not"));
     let users: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::env::var("CARAPACE_TEST_SYNAPSE_USERS").unwrap()).unwrap(),
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let s = |p: &str| {
+        users
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{path}: no {p}"))
+            .to_string()
+    };
     Some(Synapse {
         url,
-        admin: users["bot"]["accessToken"].as_str().unwrap().to_string(),
+        bot: User {
+            id: s("/bot/userId"),
+            token: s("/bot/accessToken"),
+        },
+        alice: User {
+            id: s("/alice/userId"),
+            token: s("/alice/accessToken"),
+        },
     })
 }
 
 impl Synapse {
+    /// A homeserver known by its URL only (no users), e.g. in a child process that was given
+    /// the URL and the tokens it needs.
+    pub fn at(url: impl Into<String>) -> Self {
+        Synapse {
+            url: url.into(),
+            bot: User::default(),
+            alice: User::default(),
+        }
+    }
+
+    /// The admin token (the shared bot's).
+    pub fn admin(&self) -> &str {
+        &self.bot.token
+    }
+
     /// One Client-Server API call as `token`; panics on a non-2xx answer.
     pub async fn api(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
         let (st, v) = self.try_api(token, method, path, body).await;
@@ -88,7 +135,7 @@ impl Synapse {
         let id = format!("@{name}:localhost");
         let password = format!("pw-{}", uuid_like());
         self.api(
-            &self.admin,
+            self.admin(),
             "PUT",
             &format!("/_synapse/admin/v2/users/{}", enc(&id)),
             Some(json!({"password": password, "displayname": prefix})),
@@ -129,6 +176,11 @@ impl Synapse {
                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}
             }]);
         }
+        self.create_room(from, body).await
+    }
+
+    /// `from` creates a room with the `createRoom` `body`, returns its id.
+    pub async fn create_room(&self, from: &User, body: Value) -> String {
         self.api(
             &from.token,
             "POST",
@@ -219,6 +271,30 @@ impl Synapse {
             .await
             .unwrap()
             .to_vec()
+    }
+
+    /// The last `n` (at most 100) `m.room.message` events of `room`, newest first, as `reader`
+    /// sees them.
+    pub async fn messages(&self, reader: &User, room: &str, n: usize) -> Vec<Value> {
+        let v = self
+            .api(
+                &reader.token,
+                "GET",
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
+                    enc(room)
+                ),
+                None,
+            )
+            .await;
+        v["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .take(n)
+            .cloned()
+            .collect()
     }
 
     /// The `m.room.message` events of `room` by `sender` (oldest first), as `reader` sees them.
