@@ -1,4 +1,4 @@
-//! carapace's media store and outbound reader (docs/media.md, §6).
+//! carapace's media store and outbound reader (docs/media.md).
 //!
 //! - [`MediaStore`]: saves bytes, streams, imported files and downloads into the media
 //!   directory through carapace-fs. Names are `<sanitized-original>---<uuid>.<ext>` (or
