@@ -298,6 +298,6 @@ pub fn run(full: bool) -> Figures {
             });
         }
     }
-    f.note("not covered here: the model stream (SSE) parsers (the cargo-afl target model_stream in fuzz/) and the Slack/Discord frame parsers (private to their crates)");
+    f.note("not covered here: the model stream (SSE) parsers and the inbound event parsers of Slack, Discord, Telegram and Matrix (the cargo-afl targets model_stream and inbound_event in fuzz/)");
     f
 }
