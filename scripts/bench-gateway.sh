@@ -9,7 +9,8 @@
 #                                            # compilers sharing the machine
 #
 # Builds `carapace` in release mode, starts `carapace gateway run` on a free port with a
-# throw-away CARAPACE_STATE_DIR (embedded defaults: sandbox mode off, so `read` goes through
+# throw-away CARAPACE_STATE_DIR and a config that only adds `read` to gateway.tools.allow
+# (embedded defaults otherwise: sandbox mode off, so `read` goes through
 # the tool layer and carapace-fs on the host, no bwrap per call), and installs wrk with apt
 # when missing. The load generator runs on the same machine as the gateway. wrk reports any
 # non-2xx answers as "Non-2xx or 3xx responses".
@@ -37,8 +38,11 @@ cleanup() {
 trap cleanup EXIT
 
 export CARAPACE_STATE_DIR="$work/state"
-unset CARAPACE_CONFIG CARAPACE_TOKEN
+unset CARAPACE_TOKEN
 mkdir -p "$CARAPACE_STATE_DIR/workspace"
+# /tools/invoke serves no file tools unless gateway.tools.allow lists them (OpenClaw's default).
+export CARAPACE_CONFIG="$work/carapace.json5"
+printf '{ gateway: { tools: { allow: ["read"] } } }\n' > "$CARAPACE_CONFIG"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$CARAPACE_STATE_DIR/workspace/bench-1k.txt"
 
 nice -n "$NICE" "$bin" gateway run --bind 127.0.0.1:0 --json --no-reload > "$work/ready.json" 2> "$work/gateway.log" &
@@ -50,7 +54,7 @@ token="$(cat "$CARAPACE_STATE_DIR/secrets/gateway-token")"
 # Sanity: one call must succeed and return the 1 KiB file.
 curl -fsS "$base/tools/invoke" -H "Authorization: Bearer $token" \
   -d '{"tool":"read","args":{"path":"bench-1k.txt"}}' | python3 -c \
-  'import json,sys; v=json.load(sys.stdin); assert v["ok"] and v["result"]["size"]==1024, v' >&2
+  'import json,sys; v=json.load(sys.stdin); assert v["ok"] and v["result"]["details"]["size"]==1024, v' >&2
 
 cat > "$work/invoke.lua" <<LUA
 wrk.method = "POST"
