@@ -270,7 +270,16 @@ impl CarapaceError for MediaError {
                 d.insert("url".into(), json!(url));
                 d.insert("reason".into(), json!(reason));
                 if let Some(a) = address {
+                    // The same facts as the browser's refusal: which host, which address, and
+                    // the setting that would allow it.
+                    if let Some(host) = reqwest::Url::parse(url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string))
+                    {
+                        d.insert("host".into(), json!(host));
+                    }
                     d.insert("address".into(), json!(a));
+                    d.insert("setting".into(), json!("media.allowPrivateNetwork"));
                 }
             }
             MediaError::DownloadFailed {

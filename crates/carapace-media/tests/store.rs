@@ -237,6 +237,8 @@ async fn loopback_downloads_are_refused_by_default() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::NetworkPolicyRefused);
     assert_eq!(e.details()["address"], "127.0.0.1");
+    assert_eq!(e.details()["host"], "127.0.0.1");
+    assert_eq!(e.details()["setting"], "media.allowPrivateNetwork");
     assert!(e.hint().unwrap().contains("allowPrivateNetwork"));
     let port = base.rsplit(':').next().unwrap();
     let e = store
@@ -244,6 +246,7 @@ async fn loopback_downloads_are_refused_by_default() {
         .await
         .unwrap_err();
     assert!(e.details().contains_key("address"), "{e}");
+    assert_eq!(e.details()["host"], "localhost", "{e}");
     for bad in [
         "file:///etc/passwd",
         "ftp://example.org/x",
