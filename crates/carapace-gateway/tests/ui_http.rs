@@ -272,7 +272,11 @@ async fn without_a_model_the_chat_names_the_setting() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["code"], "CONFIG_INVALID");
+    assert_eq!(e["error"]["code"], "MODEL_NOT_CONFIGURED");
+    assert_eq!(
+        e["error"]["details"]["setting"],
+        "agents.defaults.model.primary"
+    );
     assert!(
         e["error"]["hint"]
             .as_str()

@@ -72,13 +72,14 @@ pub async fn send(
     let Some(chat) = st.chat().cloned() else {
         return refuse(
             &ErrorEnvelope::new(
-                ErrorCode::ConfigInvalid,
+                ErrorCode::ModelNotConfigured,
                 "no model is configured for the chat",
             )
             .with_hint(format!(
                 "set {} in the config (and the provider under models.providers)",
                 super::MODEL_SETTING
-            )),
+            ))
+            .with_detail("setting", super::MODEL_SETTING),
         );
     };
     let key = match web_session(req.session.as_deref()) {
