@@ -8,12 +8,22 @@ use carapace_policy::{CarapaceError, Config, ErrorCode, ErrorEnvelope, LoadEnv};
 /// Largest config file carapace reads.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-/// `$CARAPACE_STATE_DIR`, else `~/.carapace`.
+/// `$CARAPACE_STATE_DIR`, else `~/.carapace`. A relative `$CARAPACE_STATE_DIR` is taken from
+/// the current directory (`.` components dropped): every directory carapace creates is made
+/// from an absolute path (`Root::open_or_create`).
 pub fn state_dir() -> PathBuf {
-    match std::env::var_os("CARAPACE_STATE_DIR") {
+    let dir = match std::env::var_os("CARAPACE_STATE_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(home()).join(".carapace"),
+    };
+    if dir.is_absolute() {
+        return dir;
     }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    cwd.join(dir)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// Creates the state dir (0700 for every directory this creates, whatever the umask) the way

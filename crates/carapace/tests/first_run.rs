@@ -231,6 +231,40 @@ fn every_first_command_creates_the_state_dir_private() {
     }
 }
 
+/// `CARAPACE_STATE_DIR=./state` is the directory below the one the command runs in, for the
+/// state dir itself and for what is created inside it (the inbox, the workspace).
+#[test]
+fn a_relative_state_dir_is_taken_from_the_current_directory() {
+    let u = User::new();
+    let o = u
+        .command(BIN)
+        .env("CARAPACE_STATE_DIR", "./state")
+        .args([
+            "--json",
+            "message",
+            "send",
+            "--target",
+            "user:me",
+            "--message",
+            "hi",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let state = u.home().join("state");
+    assert_eq!(mode(&state), 0o700);
+    let sent: Vec<_> = std::fs::read_dir(state.join("inbox/user-me"))
+        .unwrap()
+        .collect();
+    assert_eq!(sent.len(), 1, "{stdout}");
+}
+
 #[test]
 fn usage_errors_with_json_print_the_envelope_on_stdout() {
     let u = User::new();
