@@ -1,10 +1,11 @@
 //! Modes and owners: `set_mode` / `set_owner` on a pinned inode, and the owner a new object
 //! takes when carapace runs as root.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::Root;
@@ -19,22 +20,7 @@ impl Root {
     /// against the pinned inode when `/proc` is missing).
     pub fn set_mode(&self, rel: &Path, mode: u32) -> Result<(), FsError> {
         let comps = self.comps(rel)?;
-        let pinned = self.resolve(rel, &comps, OFlags::PATH, false, "chmod")?;
-        let st = rustix::fs::fstat(&pinned).map_err(|e| from_errno("fstat", rel, e))?;
-        let meta = FileMeta::from_stat(&st);
-        if meta.kind == FileKind::Symlink {
-            return Err(FsError::SymlinkRefused {
-                path: rel.to_path_buf(),
-            });
-        }
-        // A mode belongs to the inode: chmod of a hardlinked file would also change its other
-        // names, which may be outside the root.
-        if meta.kind != FileKind::Dir && meta.nlink > 1 {
-            return Err(FsError::HardlinkRefused {
-                path: rel.to_path_buf(),
-                nlink: meta.nlink,
-            });
-        }
+        let (pinned, st) = self.pin_for_attrs(rel, &comps, "chmod")?;
         let mode = Mode::from_raw_mode(mode & 0o7777);
         let proc_path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
         match rustix::fs::chmodat(rustix::fs::CWD, proc_path.as_str(), mode, AtFlags::empty()) {
@@ -63,7 +49,28 @@ impl Root {
     /// non-directory refused, then `fchownat(AT_EMPTY_PATH)` on that very inode.
     pub fn set_owner(&self, rel: &Path, uid: u32, gid: u32) -> Result<(), FsError> {
         let comps = self.comps(rel)?;
-        let pinned = self.resolve(rel, &comps, OFlags::PATH, false, "chown")?;
+        let (pinned, _) = self.pin_for_attrs(rel, &comps, "chown")?;
+        rustix::fs::chownat(
+            &pinned,
+            "",
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::EMPTY_PATH,
+        )
+        .map_err(|e| self.err("chown", rel, e))
+    }
+
+    /// The object at `rel` pinned for a mode or owner change (`op`): an `O_PATH | O_NOFOLLOW`
+    /// open and its stat. A final symlink is refused, and so is a non-directory with more than
+    /// one hard link: mode and owner belong to the inode, so the change would reach its other
+    /// names, which may be outside the root.
+    fn pin_for_attrs(
+        &self,
+        rel: &Path,
+        comps: &[&OsStr],
+        op: &'static str,
+    ) -> Result<(OwnedFd, Stat), FsError> {
+        let pinned = self.resolve(rel, comps, OFlags::PATH, false, op)?;
         let st = rustix::fs::fstat(&pinned).map_err(|e| from_errno("fstat", rel, e))?;
         let meta = FileMeta::from_stat(&st);
         if meta.kind == FileKind::Symlink {
@@ -77,14 +84,7 @@ impl Root {
                 nlink: meta.nlink,
             });
         }
-        rustix::fs::chownat(
-            &pinned,
-            "",
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            AtFlags::EMPTY_PATH,
-        )
-        .map_err(|e| self.err("chown", rel, e))
+        Ok((pinned, st))
     }
 }
 
