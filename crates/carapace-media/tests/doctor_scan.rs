@@ -3,13 +3,16 @@
 //! secrets, hardlinked files and sendable files are left as they are.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
+use common::config;
+
 use carapace_media::doctor::{Fix, scan};
 use carapace_media::outbound::{AllowedRoot, OutboundPolicy, Purpose, check_file};
-use carapace_policy::config::LoadEnv;
-use carapace_policy::{CarapaceError, Config, ErrorCode};
+use carapace_policy::{CarapaceError, ErrorCode};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -40,17 +43,7 @@ fn findings_use_the_outbound_readers_words_and_fixes_are_safe_and_targeted() {
         r#"{{ agents: {{ defaults: {{ workspace: "{}" }} }} }}"#,
         ws.display()
     );
-    let var = |_: &str| None;
-    let config = Config::parse(
-        &text,
-        "t.json5",
-        &LoadEnv {
-            var: &var,
-            home: "/nonexistent",
-            state_dir: t.path().join("state"),
-        },
-    )
-    .unwrap();
+    let config = config(&text, &t.path().join("state"));
     let uid = rustix::process::geteuid().as_raw();
 
     let r = scan(&config, &Fix::None, uid);

@@ -271,7 +271,7 @@ fn media_store_names_are_shown_without_their_uuid() {
 
 #[test]
 fn a_sandboxed_session_sends_only_from_what_it_mounts() {
-    use carapace_policy::{Config, LoadEnv, ResolveInput};
+    use carapace_policy::ResolveInput;
     let t = tempfile::tempdir().unwrap();
     let ws = t.path().join("ws");
     let text = format!(
@@ -279,17 +279,7 @@ fn a_sandboxed_session_sends_only_from_what_it_mounts() {
         ws.display(),
         t.path().join("sb").display()
     );
-    let var = |_: &str| None;
-    let config = Config::parse(
-        &text,
-        "t.json5",
-        &LoadEnv {
-            var: &var,
-            home: "/nonexistent",
-            state_dir: t.path().join("state"),
-        },
-    )
-    .unwrap();
+    let config = config(&text, &t.path().join("state"));
     let eff = config
         .resolve(&ResolveInput {
             session_key: Some("agent:main:x:1"),

@@ -299,23 +299,11 @@ impl Synapse {
 
     /// The `m.room.message` events of `room` by `sender` (oldest first), as `reader` sees them.
     pub async fn messages_from(&self, reader: &User, room: &str, sender: &str) -> Vec<Value> {
-        let v = self
-            .api(
-                &reader.token,
-                "GET",
-                &format!(
-                    "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
-                    enc(room)
-                ),
-                None,
-            )
-            .await;
-        let mut out: Vec<Value> = v["chunk"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
-            .cloned()
+        let mut out: Vec<Value> = self
+            .messages(reader, room, 100)
+            .await
+            .into_iter()
+            .filter(|e| e["sender"] == sender)
             .collect();
         out.reverse();
         out

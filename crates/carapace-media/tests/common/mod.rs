@@ -1,10 +1,14 @@
-//! Shared test helpers: PNGs (from carapace-testkit), umask, modes.
+//! Shared test helpers: PNGs (from carapace-testkit), umask, modes, configs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use carapace_policy::Config;
+use carapace_policy::config::LoadEnv;
+
 /// A valid RGB PNG of `w`×`h` whose pixels depend on `seed`.
+#[allow(unused_imports)] // not every test binary that includes this module makes PNGs
 pub use carapace_testkit::png::png;
 
 /// Sets the process umask to 077 (the setup of the umask bug this project fixes). Process-wide: call it in binaries
@@ -33,4 +37,20 @@ pub fn mkfifo(p: &Path) {
 /// Sets permission bits.
 pub fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A config from JSON5 `text`, with no environment variables, HOME `/nonexistent` and the state
+/// dir `state`.
+pub fn config(text: &str, state: &Path) -> Config {
+    let var = |_: &str| None;
+    Config::parse(
+        text,
+        "t.json5",
+        &LoadEnv {
+            var: &var,
+            home: "/nonexistent",
+            state_dir: state.to_path_buf(),
+        },
+    )
+    .unwrap()
 }
