@@ -397,7 +397,7 @@ fn internal_deps(manifest: &str) -> Vec<String> {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
                 .collect();
-            out.push(name.trim_end_matches(".workspace").to_string());
+            out.push(name);
         }
     }
     out

@@ -12,27 +12,30 @@ use std::path::PathBuf;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use carapace_media::doctor::{Fix, scan};
+use carapace_media::doctor::{Fix, Report, scan};
 use carapace_policy::ErrorCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::state::UiState;
+
+/// What the page gets: the report, and whether it covered everything.
+#[derive(Serialize)]
+struct View {
+    ok: bool,
+    complete: bool,
+    #[serde(flatten)]
+    report: Report,
+}
 
 async fn run(st: UiState, fix: Fix) -> Response {
     let config = st.config();
     let uid = rustix::process::geteuid().as_raw();
     match tokio::task::spawn_blocking(move || scan(&config, &fix, uid)).await {
-        Ok(r) => Json(json!({
-            "ok": true,
-            "complete": r.complete(),
-            "findings": r.findings,
-            "fixed": r.fixed,
-            "scanned": r.scanned,
-            "roots": r.roots,
-            "stopped": r.stopped,
-            "allowOwnerOnly": r.allow_owner_only,
-        }))
+        Ok(report) => Json(View {
+            ok: true,
+            complete: report.complete(),
+            report,
+        })
         .into_response(),
         Err(e) => super::guard::refuse(&carapace_policy::ErrorEnvelope::new(
             ErrorCode::Internal,
